@@ -1,0 +1,258 @@
+"""
+Lyrics in, blocks out: the text side that prepare.py, the Composer and sample.py share.
+
+    text = read_lyrics('song/lyrics.txt')         # UTF-8, else GB18030
+    song = parse_lyrics(text)                     # lines with role and LRC times (or None)
+    lines, timing, notes = place_lines(song, seconds)   # times for every line, stamped or estimated
+    blocks = build_blocks(lines, seconds, ...)    # lyric, gap and end blocks covering the song
+
+Written rules for what people actually paste (each has a test):
+- Section headers on their own line: [verse], [Verse 2], [PRE-CHORUS], [hook], [inst] ...
+  Unknown English words in brackets are headers with role 'none'.
+- LRC: one or more [mm:ss], [mm:ss.xx], [mm:ss.xxx] stamps at the start of a line (several =
+  the line is sung at each time); a stamp with no text ends the line before it; header tags
+  ([ti:], [ar:], [offset:+500] ...) are read, and offset shifts every stamp.
+- A song is 'lrc'-timed only if every lyric line has a stamp; otherwise its stamps are ignored
+  and times are estimated from syllable counts ('estimated').
+- Text: Hanzi become pinyin with tone 1-5 (5 = neutral), read in context for polyphones;
+  digits are read one by one in Mandarin; a Latin word becomes one '<en>' token per vowel
+  group (we keep its rhythm, not its sound); punctuation, emoji and anything else are dropped.
+"""
+import functools
+import re
+import unicodedata
+
+import numpy as np
+
+ROLES = ['none', 'intro', 'verse', 'prechorus', 'chorus', 'bridge', 'outro', 'inst']
+SECTION_NAMES = {'intro': 'intro', 'verse': 'verse', 'prechorus': 'prechorus', 'chorus': 'chorus',
+                 'hook': 'chorus', 'refrain': 'chorus', 'bridge': 'bridge', 'outro': 'outro',
+                 'ending': 'outro', 'end': 'outro', 'inst': 'inst', 'instrumental': 'inst',
+                 'interlude': 'inst', 'solo': 'inst', 'break': 'inst'}
+KINDS = ['line', 'gap', 'end']
+SPECIALS = ['<pad>', '<unk>', '<en>']
+DIGITS = ['ling2', 'yi1', 'er4', 'san1', 'si4', 'wu3', 'liu4', 'qi1', 'ba1', 'jiu3']
+# columns of a song's blocks array, in this order
+BLOCK_COLUMNS = ['kind', 'role', 'length_class', 'finish', 'start_frame', 'end_frame', 'n_tokens']
+
+STAMP = re.compile(r'\s*\[(\d+):(\d{1,2}(?:[.:]\d{1,3})?)\]')
+LRC_TAG = re.compile(r'^\[([A-Za-z#]+):(.*)\]$')
+HEADER = re.compile(r'^\[\s*([A-Za-z][A-Za-z \-_]*?)[\s\-_]*\d*\s*\]$')
+PIECES = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[A-Za-z]+(?:'[A-Za-z]+)*|\d")
+VOWEL_GROUPS = re.compile(r'[aeiouy]+')
+
+
+@functools.lru_cache(maxsize=1)
+def vocabulary():
+    """Every pinyin syllable pypinyin knows, with tones 1-5, after the special tokens. Fixed, so
+    that caches and checkpoints made from different corpora share token ids."""
+    from pypinyin.contrib.tone_convert import to_normal
+    from pypinyin.pinyin_dict import pinyin_dict
+    bases = {to_normal(p) for readings in pinyin_dict.values() for p in readings.split(',')}
+    return SPECIALS + [base + tone for base in sorted(bases) for tone in '12345']
+
+
+@functools.lru_cache(maxsize=1)
+def token_ids():
+    return {token: i for i, token in enumerate(vocabulary())}
+
+
+def tokenize(text):
+    """A line of lyrics -> list of syllable tokens ('ni3', 'hao3', '<en>', ...)."""
+    from pypinyin import Style, lazy_pinyin
+    tokens = []
+    for piece in PIECES.findall(unicodedata.normalize('NFKC', text)):
+        if piece.isdigit():
+            tokens.append(DIGITS[int(piece)])
+        elif piece.isascii():
+            tokens += ['<en>'] * max(1, len(VOWEL_GROUPS.findall(piece.lower())))
+        else:  # a run of Hanzi, converted as a whole so that phrases pick the right reading
+            tokens += lazy_pinyin(piece, style=Style.TONE3, neutral_tone_with_five=True)
+    return tokens
+
+
+def encode(tokens):
+    ids = token_ids()
+    return [ids.get(t, ids['<unk>']) for t in tokens]
+
+
+def read_lyrics(path):
+    """Text of a lyrics file: UTF-8 (with or without BOM), else GB18030, else ValueError."""
+    data = open(path, 'rb').read()
+    for encoding in ('utf-8-sig', 'gb18030'):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            pass
+    raise ValueError(f"{path} is neither UTF-8 nor GB18030 text; save it as UTF-8")
+
+
+def _seconds(minutes, seconds):
+    return int(minutes) * 60 + float(seconds.replace(':', '.'))
+
+
+def parse_lyrics(text):
+    """Lyrics text -> dict(lines, headers, end_stamps, notes).
+
+    lines: dicts with text, tokens, role, section (a counter that moves at each header), and
+    start (seconds from an LRC stamp, or None); a line stamped twice appears twice.
+    headers: (section, role) of every header, so that line-less sections ([intro], [inst]) can
+    name the gaps they stand for. end_stamps: times of stamps with no text.
+    """
+    lines, headers, end_stamps, notes = [], [], [], []
+    role, section, offset = 'none', 0, 0.0
+    for raw in text.splitlines():
+        line = raw.strip()
+        stamps = []
+        while (m := STAMP.match(line)):
+            stamps.append(_seconds(*m.groups()))
+            line = line[m.end():].strip()
+        if not stamps and (m := LRC_TAG.match(line)):
+            if m.group(1).lower() == 'offset':
+                try:
+                    offset = float(m.group(2).strip()) / 1000  # ms; positive = lyrics come sooner
+                except ValueError:
+                    notes.append(f"ignored unreadable LRC offset {m.group(2)!r}")
+            continue
+        if (m := HEADER.match(line)):
+            name = re.sub(r'[\s\-_]', '', m.group(1)).lower()
+            role = SECTION_NAMES.get(name, 'none')
+            if name not in SECTION_NAMES:
+                notes.append(f"unknown section [{m.group(1)}] read as role 'none'")
+            section += 1
+            headers.append((section, role))
+            continue
+        if not line:
+            end_stamps += stamps
+            continue
+        tokens = tokenize(line)
+        if not tokens:
+            notes.append(f"dropped a line with no singable syllable: {line!r}")
+            end_stamps += stamps  # a stamped line of only punctuation still ends the one before
+            continue
+        for start in stamps or [None]:
+            lines.append(dict(text=line, tokens=tokens, role=role, section=section,
+                              start=None if start is None else max(0.0, start - offset)))
+    end_stamps = [max(0.0, t - offset) for t in end_stamps]
+    return dict(lines=lines, headers=headers, end_stamps=end_stamps, notes=notes)
+
+
+def place_lines(song, seconds, max_syllable_seconds=1.0):
+    """Give every line a start and end in seconds within [0, seconds].
+
+    Returns (lines in sung order, timing 'lrc' or 'estimated', notes). With stamps, a line ends
+    at the next stamp (a line's or an empty one) but lasts at most 1 s + max_syllable_seconds
+    per syllable; lines are sorted by time, and lines stamped past the end are dropped.
+    Without stamps, lines share the song in proportion to syllables + 1 (a one-syllable pause).
+    """
+    lines, notes = [dict(line) for line in song['lines']], []
+    if lines and all(line['start'] is not None for line in lines):
+        if any(a['start'] > b['start'] for a, b in zip(lines, lines[1:])):
+            notes.append("LRC stamps were out of order; lines sorted by time")
+            lines.sort(key=lambda line: line['start'])
+        late = [line for line in lines if line['start'] >= seconds]
+        if late:
+            notes.append(f"dropped {len(late)} line(s) stamped after the audio ends ({seconds:.2f} s)")
+            lines = [line for line in lines if line['start'] < seconds]
+        stops = sorted([line['start'] for line in lines] + song['end_stamps'] + [seconds])
+        for line in lines:
+            next_stop = next(t for t in stops if t > line['start'])
+            longest = 1.0 + max_syllable_seconds * len(line['tokens'])
+            line['end'] = min(next_stop, line['start'] + longest, seconds)
+        return lines, 'lrc', notes
+    if any(line['start'] is not None for line in lines):
+        notes.append("some lines had no LRC stamp; all stamps ignored and times estimated")
+    weights = np.array([len(line['tokens']) + 1.0 for line in lines])
+    slot_ends = np.cumsum(weights) / max(weights.sum(), 1.0) * seconds
+    for line, slot_end, weight in zip(lines, slot_ends, weights):
+        slot = seconds * weight / weights.sum()
+        line['start'] = float(slot_end - slot)
+        line['end'] = float(slot_end - slot / weight)  # leave the pause at the end of the slot
+    return lines, 'estimated', notes
+
+
+def length_class(seconds, n_classes, max_block_seconds):
+    """Quantize a duration: class c covers [edges[c-1], edges[c]), edges log-spaced from 0.25 s."""
+    edges = np.geomspace(0.25, max_block_seconds, n_classes - 1)
+    return int(np.searchsorted(edges, seconds, side='right'))
+
+
+def class_seconds(length_class_index, n_classes, max_block_seconds):
+    """A typical duration for a length class: the geometric middle of its range."""
+    edges = np.concatenate([[0.125], np.geomspace(0.25, max_block_seconds, n_classes - 1), [max_block_seconds * 1.5]])
+    return float(np.sqrt(edges[length_class_index] * edges[length_class_index + 1]))
+
+
+def _gap_role(song, lines, i):
+    """Role of the gap before line i (i == len(lines): after the last line)."""
+    before = lines[i - 1]['section'] if i > 0 else -1
+    after = lines[i]['section'] if i < len(lines) else float('inf')
+    lineless = [role for section, role in song['headers'] if before < section < after]
+    if lineless:
+        return lineless[-1]
+    if i == 0:
+        return 'intro'
+    if i == len(lines):
+        return 'outro'
+    return lines[i - 1]['role'] if before == after else 'inst'
+
+
+def build_blocks(song, lines, seconds, frames_per_second, max_block_seconds=8.0, min_gap_seconds=0.5,
+                 n_length_classes=8, max_block_tokens=24):
+    """Placed lines -> blocks covering [0, seconds] in order, then an end block.
+
+    A pause shorter than min_gap_seconds is absorbed into the block before it; a longer one is
+    a gap block, cut into equal pieces of at most max_block_seconds. A line of more than
+    max_block_tokens syllables is cut into pieces with times in proportion. A block 'finishes'
+    (ends a phrase) when the next block differs from it in kind or role, or is the end.
+    """
+    blocks = []
+
+    def add(kind, role, start, end, tokens=()):
+        if blocks and start - blocks[-1]['end'] < min_gap_seconds:
+            start = blocks[-1]['end'] = max(blocks[-1]['end'], start)  # absorb a short pause
+        elif not blocks and start < min_gap_seconds:
+            start = 0.0
+        blocks.append(dict(kind=kind, role=role, start=start, end=max(start, end), tokens=list(tokens)))
+
+    def add_gap(role, start, end):
+        n = int(np.ceil((end - start) / max_block_seconds - 1e-9))
+        for k in range(n):
+            add('gap', role, start + (end - start) * k / n, start + (end - start) * (k + 1) / n)
+
+    cursor = 0.0
+    for i, line in enumerate(lines):
+        start = max(line['start'], cursor)
+        if start - cursor >= min_gap_seconds:
+            add_gap(_gap_role(song, lines, i), cursor, start)
+        tokens = line['tokens']
+        n = -(-len(tokens) // max_block_tokens)
+        for k in range(n):
+            piece = tokens[k * max_block_tokens:(k + 1) * max_block_tokens]
+            t0 = start + (line['end'] - start) * k * max_block_tokens / len(tokens)
+            t1 = start + (line['end'] - start) * min(len(tokens), (k + 1) * max_block_tokens) / len(tokens)
+            add('line', line['role'], t0, t1, piece)
+        cursor = max(cursor, blocks[-1]['end'])
+    if seconds - cursor >= min_gap_seconds:
+        add_gap(_gap_role(song, lines, len(lines)), cursor, seconds)
+    elif blocks:
+        blocks[-1]['end'] = seconds
+    blocks.append(dict(kind='end', role='none', start=seconds, end=seconds, tokens=[]))
+    for block, following in zip(blocks, blocks[1:] + [None]):
+        block['finish'] = int(following is None or following['kind'] != block['kind']
+                              or following['role'] != block['role'])
+        block['length_class'] = length_class(block['end'] - block['start'], n_length_classes, max_block_seconds)
+        block['start_frame'] = int(round(block['start'] * frames_per_second))
+        block['end_frame'] = int(round(block['end'] * frames_per_second))
+    return blocks
+
+
+def blocks_to_arrays(blocks, max_block_tokens):
+    """-> (int32 [n_blocks, len(BLOCK_COLUMNS)], int32 token ids [n_blocks, max_block_tokens], 0-padded)."""
+    table = np.zeros((len(blocks), len(BLOCK_COLUMNS)), dtype=np.int32)
+    tokens = np.zeros((len(blocks), max_block_tokens), dtype=np.int32)
+    for i, b in enumerate(blocks):
+        table[i] = [KINDS.index(b['kind']), ROLES.index(b['role']), b['length_class'], b['finish'],
+                    b['start_frame'], b['end_frame'], len(b['tokens'])]
+        tokens[i, :len(b['tokens'])] = encode(b['tokens'])
+    return table, tokens
