@@ -4,7 +4,8 @@ Config overrides in the manner of nanoGPT, shared by every script:
     python train.py config/train_ae_synth.py --batch_size=8 --compile=False
 
 A script defines its defaults as module-level names, then calls
-`config = configure(globals())`. Each argument is either a config file (plain Python that
+`config = configure(globals())`. The config keys are the lower-case module-level names whose
+value is a bool, int, float or str (UPPER_CASE names are constants). Each argument is either a config file (plain Python that
 reassigns some of those names) or `--key=value`. An unknown key, or a value whose type
 differs from the default's, is an error that names the key.
 """
@@ -12,6 +13,10 @@ import ast
 import sys
 
 CONFIG_TYPES = (bool, int, float, str)
+
+
+def _is_key(name, value):
+    return not name.startswith('_') and not name.isupper() and type(value) in CONFIG_TYPES
 
 
 def _checked(key, value, defaults, source):
@@ -30,7 +35,7 @@ def _checked(key, value, defaults, source):
 def configure(defaults, argv=None):
     """Override the config names in `defaults` (a script's globals()) in place; return them as a dict."""
     argv = sys.argv[1:] if argv is None else argv
-    keys = {k: v for k, v in defaults.items() if not k.startswith('_') and type(v) in CONFIG_TYPES}
+    keys = {k: v for k, v in defaults.items() if _is_key(k, v)}
     for arg in argv:
         if not arg.startswith('--'):
             with open(arg, encoding='utf-8') as f:
@@ -38,8 +43,8 @@ def configure(defaults, argv=None):
             scope = {}
             exec(compile(source, arg, 'exec'), scope)
             for key, value in scope.items():
-                if key.startswith('_') or type(value) not in CONFIG_TYPES:
-                    continue  # imports, helpers, __builtins__
+                if not _is_key(key, value):
+                    continue  # imports, helpers, constants, __builtins__
                 keys[key] = _checked(key, value, keys, arg)
         else:
             if '=' not in arg:

@@ -1,0 +1,317 @@
+"""
+The embedded default corpus: short synthetic songs whose audio really follows their lyrics and
+style, so that every stage can be run and tested without real data.
+
+    python synth.py                          # 40 songs of 30-60 s at 16 kHz in dataset/synth/
+    python synth.py --n_songs=8 --seed=7
+
+Each song folder gets audio.wav, lyrics.txt (section headers + LRC stamps that match the audio)
+and style.txt. What is in the audio:
+- a voice: one note per pinyin syllable, a source-filter model (harmonics of a pitch that
+  follows the melody and the syllable's tone, shaped by the vowel's formants plus a singer's
+  formant near 2.9 kHz), with an onset noise or murmur chosen by the syllable's initial;
+- a song form: intro, verses, a chorus whose words and melody repeat (higher and louder), a
+  bridge and an outro, with gaps between phrases;
+- a style (STYLES): tempo, voice register and brightness, backing instrument, drum pattern.
+The backing (chords, bass, drums) is low-passed at BACKING_MAX_HZ, so energy above
+VOICE_BAND_HZ comes from the voice alone: eval.py and the tests measure where it sings from that.
+"""
+import os
+
+import numpy as np
+import soundfile as sf
+
+from lyrics import tokenize
+
+# -----------------------------------------------------------------------------
+out_dir = 'dataset/synth'
+n_songs = 40
+seed = 1337
+sample_rate = 16000
+min_seconds = 30.0  # song length range; the form is trimmed to a length drawn from it
+max_seconds = 60.0
+num_workers = 2
+# -----------------------------------------------------------------------------
+
+BACKING_MAX_HZ = 1000.0  # nothing of the backing lies above this
+VOICE_BAND_HZ = 1500.0  # energy above this is the voice (the margin covers the filter's skirt)
+
+STYLES = {
+    'ballad': dict(text='slow piano ballad, soft female vocal, brushed drums, 72 bpm', bpm=72,
+                   voice_midi=62, tilt=1.4, singer=0.5, vibrato=0.012, instrument='piano',
+                   kick=[0, 10], snare=[8], hat=[0, 4, 8, 12]),
+    'folk': dict(text='acoustic folk, warm male vocal, plucked guitar, light percussion, 96 bpm', bpm=96,
+                 voice_midi=50, tilt=1.1, singer=0.7, vibrato=0.008, instrument='guitar',
+                 kick=[0, 8], snare=[4, 12], hat=[0, 2, 4, 6, 8, 10, 12, 14]),
+    'pop': dict(text='upbeat electronic pop, bright female vocal, synth pad, four-on-the-floor kick, 120 bpm',
+                bpm=120, voice_midi=64, tilt=0.8, singer=1.0, vibrato=0.006, instrument='pad',
+                kick=[0, 4, 8, 12], snare=[4, 12], hat=[2, 6, 10, 14]),
+    'rock': dict(text='fast rock, gritty male vocal, distorted bass guitar, heavy drums, 144 bpm', bpm=144,
+                 voice_midi=52, tilt=0.6, singer=1.2, vibrato=0.004, instrument='distorted',
+                 kick=[0, 6, 8, 10], snare=[4, 12], hat=[0, 2, 4, 6, 8, 10, 12, 14]),
+}
+
+# common characters the lyrics are drawn from (meaningless lines, real syllables)
+HANZI = ('我你他她们的是在有不这人心天爱梦风雨花月夜光星海山水云路时间家远近走来去说想看听唱'
+         '歌声音乐春夏秋冬日年生活美好快乐长大回忆等待相信未来希望温柔眼泪笑容城市街头灯火'
+         '窗外清晨黄昏流浪故乡朋友孤单自由飞翔梦想青春岁月永远一起再见思念心跳呼吸世界银行')
+
+# vowel formants (F1, F2, F3) in Hz; 'r' is the apical vowel after z/c/s/zh/ch/sh/r
+VOWELS = {'a': (800, 1250, 2600), 'o': (500, 900, 2500), 'e': (520, 1350, 2550), 'i': (300, 2300, 3000),
+          'u': (330, 800, 2450), 'v': (300, 1900, 2450), 'r': (380, 1450, 2600), 'n': (280, 1100, 2500)}
+# initial consonant -> (noise low Hz, noise high Hz, noise seconds, level); None: voiced murmur
+INITIALS = {'b': (500, 4000, 0.012, 0.3), 'd': (1500, 5000, 0.012, 0.3), 'g': (800, 3000, 0.015, 0.3),
+            'p': (500, 4000, 0.05, 0.35), 't': (1500, 6000, 0.05, 0.35), 'k': (800, 3500, 0.05, 0.35),
+            'f': (1500, 7500, 0.07, 0.2), 'h': (1000, 4000, 0.06, 0.25), 's': (4000, 7800, 0.09, 0.45),
+            'x': (2800, 7000, 0.09, 0.45), 'sh': (2200, 6000, 0.09, 0.45), 'z': (4000, 7800, 0.04, 0.4),
+            'j': (2800, 7000, 0.04, 0.4), 'zh': (2200, 6000, 0.04, 0.4), 'c': (4000, 7800, 0.08, 0.45),
+            'q': (2800, 7000, 0.08, 0.45), 'ch': (2200, 6000, 0.08, 0.45),
+            'm': None, 'n': None, 'l': None, 'r': None}
+
+
+def split_syllable(token):
+    """'zhuang1' -> ('zh', 'uang', 1); '<en>' and unknowns sing as a plain 'a'."""
+    if not token[-1:].isdigit():
+        return '', 'a', 5
+    body, tone = token[:-1], int(token[-1])
+    for initial in sorted(INITIALS, key=len, reverse=True):
+        if body.startswith(initial) and len(body) > len(initial):
+            return initial, body[len(initial):], tone
+    if body.startswith('yu'):  # yu, yue, yuan, yun: the final starts with ü
+        return '', 'v' + body[2:], tone
+    if body[0] in 'yw':  # ya -> ia, yi -> i, wa -> ua, wu -> u
+        return '', body[1:] if body[1:2] in ('i', 'u') else ('i' if body[0] == 'y' else 'u') + body[1:], tone
+    return '', body, tone
+
+
+def vowel_path(initial, final):
+    """The formant targets a final glides through: 'iao' -> i, a, u; 'ang' -> a, n."""
+    final = final.replace('ng', 'n').replace('ao', 'au').replace('iu', 'iou').replace('ui', 'uei')
+    if initial in ('z', 'c', 's', 'zh', 'ch', 'sh', 'r') and final == 'i':
+        return [VOWELS['r']]
+    if initial in ('j', 'q', 'x') and final.startswith('u'):
+        final = 'v' + final[1:]  # ju = jü
+    path = [VOWELS[ch] for ch in final if ch in VOWELS]
+    return path or [VOWELS['a']]
+
+
+def bandpass_noise(rng, n, sr, low, high):
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    hz = np.fft.rfftfreq(n, 1 / sr)
+    spectrum[(hz < low) | (hz > high)] = 0
+    noise = np.fft.irfft(spectrum, n)
+    return noise / (np.abs(noise).max() + 1e-9)
+
+
+def sing(token, midi, seconds, sr, style, rng, level):
+    """One syllable as a waveform: onset noise (by initial), then a formant-shaped vowel."""
+    initial, final, tone = split_syllable(token)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    onset = INITIALS.get(initial)
+    vowel_start = 0 if onset is None else min(int(onset[2] * sr), n // 3)
+    # pitch: the melody note, bent by the tone's contour, with vibrato after the attack
+    bend = {1: 0 * t, 2: 1.0 * t / seconds, 3: -0.8 * np.sin(np.pi * t / seconds), 4: -1.2 * t / seconds, 5: 0 * t}[tone]
+    f0 = 440.0 * 2 ** ((midi + bend - 69) / 12) * (1 + style['vibrato'] * np.sin(2 * np.pi * 5.5 * t) * (t > 0.15))
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    # formants glide through the final's vowels
+    path = np.array(vowel_path(initial, final), dtype=float)  # (V, 3)
+    progress = np.clip((t - t[vowel_start]) / max(seconds * 0.8, 1e-3), 0, 1) * (len(path) - 1)
+    formants = np.stack([np.interp(progress, np.arange(len(path)), path[:, j]) for j in range(3)])  # (3, n)
+    n_harmonics = int((sr / 2 - 200) / f0.max())
+    k = np.arange(1, n_harmonics + 1)[:, None]  # (K, 1)
+    hz = k * f0  # (K, n)
+    envelope = (1.0 / (1 + ((hz - formants[0]) / 90) ** 2) + 0.7 / (1 + ((hz - formants[1]) / 120) ** 2)
+                + 0.4 / (1 + ((hz - formants[2]) / 180) ** 2) + style['singer'] * 0.5 / (1 + ((hz - 2900) / 350) ** 2))
+    voice = (np.sin(k * phase) * envelope / k ** style['tilt']).sum(0)
+    if initial in ('m', 'n', 'l', 'r'):  # a nasal or liquid onset: the vowel starts muffled
+        voice *= np.clip(t / 0.06, 0.25, 1)
+    attack = np.clip((t - t[vowel_start]) / 0.02, 0, 1) * (t >= t[vowel_start])
+    release = np.clip((seconds - t) / 0.05, 0, 1)
+    voice *= attack * release
+    voice /= np.abs(voice).max() + 1e-9
+    if onset is not None:
+        low, high, noise_seconds, noise_level = onset
+        m = min(int(noise_seconds * sr) + int(0.01 * sr), n)
+        burst = bandpass_noise(rng, m, sr, low, min(high, sr / 2 - 100)) * np.hanning(2 * m)[m // 2:m // 2 + m] * noise_level
+        voice[:m] += burst
+    return voice * level
+
+
+def tone_wave(freqs, amps, decay, n, sr, distort=0.0):
+    """A sum of harmonic partials with an exponential decay; `distort` soft-clips it."""
+    t = np.arange(n) / sr
+    wave = sum(a * np.sin(2 * np.pi * f * t) for f, a in zip(freqs, amps) if f < BACKING_MAX_HZ)
+    wave = wave * np.exp(-t * decay) * np.clip(t / 0.005, 0, 1) * np.clip((n / sr - t) / 0.02, 0, 1)
+    return np.tanh(distort * wave) / np.tanh(distort) if distort else wave
+
+
+def midi_hz(midi):
+    return 440.0 * 2 ** ((np.asarray(midi) - 69) / 12)
+
+
+def backing(style, bars, chords, seconds, sr, rng):
+    """Chords, bass and drums for the whole song, low-passed at BACKING_MAX_HZ."""
+    beat = 60.0 / style['bpm']
+    out = np.zeros(int(max(seconds, bars * 4 * beat) * sr) + sr)
+
+    def put(start_seconds, wave):
+        i = int(start_seconds * sr)
+        m = min(len(wave), len(out) - i)
+        out[i:i + m] += wave[:m]
+
+    for bar in range(bars):
+        t0 = bar * 4 * beat
+        root = chords[bar % len(chords)]
+        notes = [root, root + (3 if (root - chords[0]) % 12 in (9, 2, 4) else 4), root + 7]
+        instrument = style['instrument']
+        if instrument == 'piano':
+            for half in range(2):
+                for m in notes:
+                    f = midi_hz(m)
+                    put(t0 + half * 2 * beat, 0.12 * tone_wave([f, 2 * f, 3 * f], [1, 0.4, 0.2], 2.5, int(2 * beat * sr), sr))
+        elif instrument == 'guitar':
+            for b in range(8):
+                f = midi_hz(notes[b % 3] + 12 * (b % 2))
+                put(t0 + b * beat / 2, 0.10 * tone_wave([f, 2 * f, 3 * f, 4 * f], [1, 0.6, 0.3, 0.2], 7, int(beat * sr), sr))
+        elif instrument == 'pad':
+            for m in notes:
+                f = midi_hz(m + 12)
+                put(t0, 0.07 * tone_wave([f, 2 * f, 3 * f], [1, 0.5, 0.3], 0.2, int(4 * beat * sr), sr))
+        else:  # distorted power chords in eighths
+            for b in range(8):
+                f = midi_hz(root)
+                put(t0 + b * beat / 2, 0.10 * tone_wave([f, 1.5 * f, 2 * f], [1, 0.8, 0.5], 4, int(beat / 2 * sr), sr, distort=3))
+        for b in range(4):  # bass on every beat
+            put(t0 + b * beat, 0.18 * tone_wave([midi_hz(root - 24), midi_hz(root - 12)], [1, 0.5], 3, int(beat * sr), sr))
+        for step in range(16):
+            when, n = t0 + step * beat / 4, int(0.25 * sr)
+            tt = np.arange(n) / sr
+            if step in style['kick']:
+                put(when, 0.5 * np.sin(2 * np.pi * np.cumsum(50 + 100 * np.exp(-tt * 30)) / sr) * np.exp(-tt * 12))
+            if step in style['snare']:
+                put(when, 0.25 * (rng.standard_normal(n) * 0.6 + np.sin(2 * np.pi * 190 * tt)) * np.exp(-tt * 20))
+            if step in style['hat']:
+                put(when, 0.06 * rng.standard_normal(n) * np.exp(-tt * 60))
+    spectrum = np.fft.rfft(out)
+    spectrum[np.fft.rfftfreq(len(out), 1 / sr) > BACKING_MAX_HZ] = 0  # the promise: nothing above
+    return np.fft.irfft(spectrum, len(out))
+
+
+def song_form(rng, beat, target_seconds):
+    """Sections [(role, n_lines or n_bars)], trimmed step by step until the song fits target_seconds."""
+    n_chars = lambda: int(rng.integers(5, 10))
+    verse1, verse2, chorus = ([n_chars() for _ in range(4)] for _ in range(3))
+    bridge = [n_chars() for _ in range(2)]
+    form = dict(intro=2, verse1=4, chorus=4, verse2=4, bridge=2, outro=2, repeats=3)
+
+    def seconds(form):
+        lines = (verse1[:form['verse1']] + verse2[:form['verse2']] + chorus[:form['chorus']] * form['repeats']
+                 + bridge[:form['bridge']])
+        return ((form['intro'] + form['outro']) * 4 + sum(0.5 * n + 1.0 + 2.0 for n in lines)) * beat
+
+    steps = [('verse2', 2), ('chorus', 2), ('verse1', 2), ('bridge', 1), ('repeats', 2), ('verse2', 0),
+             ('intro', 1), ('outro', 1), ('verse1', 1), ('chorus', 1)]
+    for key, value in steps:
+        if seconds(form) <= target_seconds:
+            break
+        form[key] = value
+    sections = [('intro', form['intro']), ('verse', verse1[:form['verse1']]), ('chorus', chorus[:form['chorus']])]
+    if form['verse2']:
+        sections += [('verse', verse2[:form['verse2']]), ('chorus', chorus[:form['chorus']])]
+    sections += [('bridge', bridge[:form['bridge']])]
+    if form['repeats'] == 3 or not form['verse2']:
+        sections += [('chorus', chorus[:form['chorus']])]
+    return sections + [('outro', form['outro'])]
+
+
+def make_song(index, seed, sample_rate, min_seconds, max_seconds):
+    """Render song `index` -> (waveform, lyrics.txt text, style text). Deterministic."""
+    rng = np.random.default_rng([seed, index])
+    name = sorted(STYLES)[index % len(STYLES)]
+    style = STYLES[name]
+    beat = 60.0 / style['bpm']
+    target_seconds = rng.uniform(min_seconds, max_seconds)
+    sections = song_form(rng, beat, target_seconds)
+    key = int(rng.integers(0, 12))
+    scale = np.array([0, 2, 4, 5, 7, 9, 11, 12, 14])
+    chords = [48 + key + c for c in (0, 7, 9, 5)]  # I V vi IV
+    text_by_length, melody_by_role = {}, {}
+
+    def words(role, i, n):  # a chorus repeats its words; other sections get fresh ones
+        k = (role, i, n) if role == 'chorus' else (role, i, n, len(text_by_length))
+        if k not in text_by_length:
+            text_by_length[k] = ''.join(rng.choice(list(HANZI), n))
+        return text_by_length[k]
+
+    def melody(role, i, n):  # verses share a melody, choruses repeat theirs
+        k = (role, i, n)
+        if k not in melody_by_role:
+            steps = np.clip(np.cumsum(rng.integers(-2, 3, n)) + int(rng.integers(1, 4)), 0, len(scale) - 1)
+            melody_by_role[k] = scale[steps]
+        return melody_by_role[k]
+
+    notes, lrc = [], ['[ti:synthetic song %03d]' % index, '[ar:synth.py]']
+    clock = 0.0
+    for role, content in sections:
+        lrc.append(f'[{role}]')
+        if role == 'intro':
+            clock += content * 4 * beat
+            continue
+        if role == 'outro':  # at least `content` bars, more to reach the target, never past the maximum
+            bars = max(content, int(np.ceil((target_seconds - clock) / (4 * beat))))
+            clock += max(1, min(bars, int((max_seconds - clock) / (4 * beat)))) * 4 * beat
+            continue
+        lift, level = (4, 1.0) if role == 'chorus' else (0, 0.6)
+        for i, n in enumerate(content):
+            line = words(role, i, n)
+            tokens = tokenize(line)
+            lrc.append('[%02d:%05.2f]%s' % (clock // 60, clock % 60, line))
+            for j, (token, degree) in enumerate(zip(tokens, melody(role, i, len(tokens)))):
+                beats = 1.5 if j == len(tokens) - 1 else 0.5  # hold the last syllable
+                notes.append((clock, token, style['voice_midi'] + key + degree + lift, beats * beat, level))
+                clock += beats * beat
+            rest = 0.5 if i % 2 == 0 and i + 1 < len(content) else float(rng.integers(2, 5))
+            if rest >= 1:  # a phrase ends: stamp the silence
+                lrc.append('[%02d:%05.2f]' % (clock // 60, clock % 60))
+            clock += rest * beat
+    seconds = clock
+    wav = backing(style, int(np.ceil(seconds / (4 * beat))), chords, seconds, sample_rate, rng)
+    voice = np.zeros_like(wav)
+    for start, token, midi, length, level in notes:
+        i = int(round(start * sample_rate))
+        note = sing(token, midi, length, sample_rate, style, rng, level)
+        voice[i:i + len(note)] += note
+    wav = (wav + 0.5 * voice)[:int(seconds * sample_rate)]
+    wav = 0.9 * wav / np.abs(wav).max()
+    return wav.astype(np.float32), '\n'.join(lrc) + '\n', style['text']
+
+
+def write_song(args):
+    index, out_dir, seed, sample_rate, min_seconds, max_seconds = args
+    wav, lrc, style_text = make_song(index, seed, sample_rate, min_seconds, max_seconds)
+    folder = os.path.join(out_dir, 'song_%03d' % index)
+    os.makedirs(folder, exist_ok=True)
+    sf.write(os.path.join(folder, 'audio.wav'), wav, sample_rate, subtype='PCM_16')
+    with open(os.path.join(folder, 'lyrics.txt'), 'w', encoding='utf-8') as f:
+        f.write(lrc)
+    with open(os.path.join(folder, 'style.txt'), 'w', encoding='utf-8') as f:
+        f.write(style_text + '\n')
+    return len(wav) / sample_rate
+
+
+def main(out_dir, n_songs, seed, sample_rate, min_seconds, max_seconds, num_workers):
+    from multiprocessing import Pool
+    from tqdm import tqdm
+    jobs = [(i, out_dir, seed, sample_rate, min_seconds, max_seconds) for i in range(n_songs)]
+    if num_workers > 1:
+        with Pool(num_workers) as pool:
+            seconds = list(tqdm(pool.imap(write_song, jobs), total=n_songs, desc='synth'))
+    else:
+        seconds = [write_song(job) for job in tqdm(jobs, desc='synth')]
+    print(f"wrote {n_songs} songs, {sum(seconds) / 60:.1f} minutes of audio, to {out_dir}")
+
+
+if __name__ == '__main__':
+    from configurator import configure
+    main(**configure(globals()))
