@@ -1,0 +1,110 @@
+"""
+The repo's benchmarks: each prints a table, then as its last line one JSON object with the
+same figures. Timings are medians of `repeats` runs, taken in one process so that ratios
+between rows are fair on a noisy machine.
+
+    python bench.py --what=dsp            # mel, mel -> magnitude, Griffin-Lim; vs librosa if installed
+"""
+import os
+
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # spinning threads collapse when the other core is busy
+
+import json
+import time
+
+import numpy as np
+import torch
+
+# -----------------------------------------------------------------------------
+what = 'dsp'
+repeats = 3
+clip_seconds = 10.0
+device = 'cpu'
+seed = 1337
+# -----------------------------------------------------------------------------
+
+DSP_SETTINGS = [(48000, 4096, 192, 256), (16000, 1024, 128, 128)]  # sample_rate, n_fft, hop_length, n_mels
+
+
+def timed(fn, repeats):
+    """-> (median seconds, last result)."""
+    times = []
+    for _ in range(repeats):
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        result = fn()
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), result
+
+
+def song_clip(sample_rate, seconds):
+    """`seconds` of a synthetic song (voice and backing), from its first sung line on."""
+    import synth
+    wav, lrc, _ = synth.make_song(0, seed, sample_rate, 30.0, 40.0)
+    from lyrics import parse_lyrics
+    start = int(parse_lyrics(lrc)['lines'][0]['start'] * sample_rate)
+    return wav[start:start + int(seconds * sample_rate)]
+
+
+def bench_dsp():
+    import audio
+    try:
+        import librosa
+    except ImportError:
+        librosa = None
+        print("librosa is not installed: only our figures (pip install librosa for the comparison)")
+    rows, figures = [], {}
+    for sample_rate, n_fft, hop_length, n_mels in DSP_SETTINGS:
+        tag = f"{sample_rate // 1000}k"
+        wav_np = song_clip(sample_rate, clip_seconds)
+        wav = torch.from_numpy(wav_np).to(device)
+        true_mag = audio.stft_magnitude(wav, n_fft, hop_length)
+        t, mel = timed(lambda: audio.mel_spectrogram(wav, sample_rate, n_fft, hop_length, n_mels), repeats)
+        rows.append((tag, 'mel', 'ours', t, None))
+        t, mag = timed(lambda: audio.mel_to_magnitude(mel, sample_rate, n_fft, n_mels), repeats)
+        rows.append((tag, 'mel->magnitude', 'ours', t, (torch.linalg.norm(mag - true_mag) / torch.linalg.norm(true_mag)).item()))
+        for n_iter in (32, 64, 128):
+            t, out = timed(lambda: audio.griffin_lim(true_mag, n_fft, hop_length, n_iter), repeats)
+            rows.append((tag, f'griffin-lim {n_iter}', 'ours', t, audio.spectral_convergence(true_mag, out, n_fft, hop_length)))
+        if librosa is not None:
+            t, _ = timed(lambda: librosa.feature.melspectrogram(y=wav_np, sr=sample_rate, n_fft=n_fft,
+                                                                hop_length=hop_length, n_mels=n_mels, power=1.0), repeats)
+            rows.append((tag, 'mel', 'librosa', t, None))
+            mel_linear = np.expm1(mel.cpu().numpy().astype(np.float64)).T  # same filterbank as ours
+            # NNLS is slow and memory-hungry at 48 kHz: one run, smaller blocks
+            t, lib_mag = timed(lambda: librosa.feature.inverse.mel_to_stft(mel_linear.astype(np.float32), sr=sample_rate,
+                                                                           n_fft=n_fft, power=1.0), 1)
+            rows.append((tag, 'mel->magnitude', 'librosa', t,
+                         float(np.linalg.norm(lib_mag - true_mag.cpu().numpy()) / np.linalg.norm(true_mag.cpu().numpy()))))
+            for n_iter in (32, 64, 128):
+                t, out = timed(lambda: librosa.griffinlim(true_mag.cpu().numpy(), n_iter=n_iter, hop_length=hop_length,
+                                                          n_fft=n_fft, random_state=0), repeats)
+                rows.append((tag, f'griffin-lim {n_iter}', 'librosa', t,
+                             audio.spectral_convergence(true_mag.cpu(), torch.from_numpy(out), n_fft, hop_length)))
+    print(f"\n{clip_seconds:.0f} s clip of a synthetic song, device {device}, {torch.get_num_threads()} torch threads, "
+          f"median of {repeats}\n")
+    print(f"{'setting':8s} {'step':18s} {'impl':8s} {'seconds':>9s} {'error':>8s} {'speed-up':>9s}")
+    for tag, step, impl, t, err in rows:
+        ours = next(r[3] for r in rows if r[:2] == (tag, step) and r[2] == 'ours')
+        speedup = f"{t / ours:8.1f}x" if impl == 'librosa' else ''
+        print(f"{tag:8s} {step:18s} {impl:8s} {t:9.3f} {'' if err is None else f'{err:8.4f}':>8s} {speedup:>9s}")
+        key = f"{tag}_{step.replace(' ', '_').replace('->', '_to_').replace('-', '_')}_{impl}"
+        figures[key + '_seconds'] = round(t, 4)
+        if err is not None:
+            figures[key + ('_relative_error' if 'magnitude' in step else '_spectral_convergence')] = round(err, 4)
+    print("(error: relative L2 error against the true magnitude for mel->magnitude, spectral convergence for "
+          "Griffin-Lim from the true magnitude)")
+    print(json.dumps(figures))
+
+
+if __name__ == '__main__':
+    from configurator import configure
+    configure(globals())
+    benches = {'dsp': bench_dsp}
+    if what not in benches:
+        raise SystemExit(f"--what={what} is not a benchmark; choose one of {', '.join(benches)}")
+    torch.manual_seed(seed)
+    benches[what]()
