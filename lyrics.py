@@ -16,7 +16,8 @@ Written rules for what people actually paste (each has a test):
   and times are estimated from syllable counts ('estimated').
 - Text: Hanzi become pinyin with tone 1-5 (5 = neutral), read in context for polyphones;
   digits are read one by one in Mandarin; a Latin word becomes one '<en>' token per vowel
-  group (we keep its rhythm, not its sound); punctuation, emoji and anything else are dropped.
+  group, less a silent final e (we keep its rhythm, not its sound); punctuation, emoji and
+  anything else are dropped.
 """
 import functools
 import re
@@ -65,7 +66,9 @@ def tokenize(text):
         if piece.isdigit():
             tokens.append(DIGITS[int(piece)])
         elif piece.isascii():
-            tokens += ['<en>'] * max(1, len(VOWEL_GROUPS.findall(piece.lower())))
+            word = piece.lower()
+            silent_e = word.endswith('e') and not word.endswith(('le', 'ee'))  # love, time: one syllable
+            tokens += ['<en>'] * max(1, len(VOWEL_GROUPS.findall(word)) - silent_e)
         else:  # a run of Hanzi, converted as a whole so that phrases pick the right reading
             tokens += lazy_pinyin(piece, style=Style.TONE3, neutral_tone_with_five=True)
     return tokens

@@ -132,8 +132,9 @@ def prepare_song(job):
         frames_per_second = settings['sample_rate'] / settings['hop_length']
         blocks = build_blocks(song, lines, seconds, frames_per_second, settings['max_block_seconds'],
                               settings['min_gap_seconds'], settings['n_length_classes'], settings['max_block_tokens'])
-        for block in blocks:  # rounding must not point past the mel
+        for block in blocks:  # the blocks cover every mel frame, no more (a centred STFT has one extra)
             block['start_frame'], block['end_frame'] = min(block['start_frame'], mel.shape[0]), min(block['end_frame'], mel.shape[0])
+        blocks[-2]['end_frame'] = blocks[-1]['start_frame'] = blocks[-1]['end_frame'] = mel.shape[0]
         table, tokens = blocks_to_arrays(blocks, settings['max_block_tokens'])
         np.save(os.path.join(out, 'blocks.npy'), table)
         np.save(os.path.join(out, 'tokens.npy'), tokens)

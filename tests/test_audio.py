@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+
+import audio
+import synth
+
+SR, N_FFT, HOP, N_MELS = 16000, 1024, 128, 128
+
+
+@pytest.fixture(scope='module')
+def clip():
+    wav, _, _ = synth.make_song(1, 11, SR, 12.0, 14.0)
+    return torch.from_numpy(wav[2 * SR:6 * SR].copy())  # 4 s with voice and backing
+
+
+def test_mel_shape_and_frames(clip):
+    mel = audio.mel_spectrogram(clip, SR, N_FFT, HOP, N_MELS)
+    assert mel.shape == (len(clip) // HOP + 1, N_MELS) and mel.dtype == torch.float32
+    assert torch.isfinite(mel).all() and mel.min() >= 0
+
+
+def test_filterbank_matches_librosa():
+    librosa = pytest.importorskip('librosa')
+    for sr, n_fft, n_mels in [(48000, 4096, 256), (SR, N_FFT, N_MELS)]:
+        ours = audio.mel_filterbank(sr, n_fft, n_mels).numpy()
+        assert np.abs(ours - librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)).max() < 1e-6
+
+
+def test_mel_to_magnitude_beats_pseudo_inverse(clip):
+    true = audio.stft_magnitude(clip, N_FFT, HOP)
+    mel = audio.mel_spectrogram(clip, SR, N_FFT, HOP, N_MELS)
+    mag = audio.mel_to_magnitude(mel, SR, N_FFT, N_MELS)
+    assert mag.shape == true.shape and (mag >= 0).all()
+    error = torch.linalg.norm(mag - true) / torch.linalg.norm(true)
+    pinv = torch.linalg.pinv(audio.mel_filterbank(SR, N_FFT, N_MELS)) @ torch.expm1(mel).T
+    pinv_error = torch.linalg.norm(pinv.clamp(min=0) - true) / torch.linalg.norm(true)
+    assert error < 0.9 * pinv_error and error < 0.4
+    batched = audio.mel_to_magnitude(torch.stack([mel, mel]), SR, N_FFT, N_MELS)
+    assert batched.shape == (2, *true.shape) and torch.allclose(batched[1], mag, atol=1e-4)
+
+
+def test_griffin_lim_quality_bound(clip):
+    true = audio.stft_magnitude(clip, N_FFT, HOP)
+    start = audio.spectral_convergence(true, audio.griffin_lim(true, N_FFT, HOP, n_iter=0), N_FFT, HOP)
+    after = audio.spectral_convergence(true, audio.griffin_lim(true, N_FFT, HOP, n_iter=64), N_FFT, HOP)
+    assert start > 0.3  # random phase is far off
+    assert after < 0.08  # fast Griffin-Lim from the true magnitude gets close in 64 iterations
+
+
+def test_griffin_lim_chunks_batches_and_seed(clip):
+    true = audio.stft_magnitude(clip, N_FFT, HOP)
+    whole = audio.griffin_lim(true, N_FFT, HOP, n_iter=8, chunk_samples=10 ** 9)
+    chunked = audio.griffin_lim(true, N_FFT, HOP, n_iter=8, chunk_samples=37 * N_FFT)  # ragged last chunk
+    assert whole.shape == (len(clip) // HOP * HOP,)
+    assert torch.allclose(whole, chunked, atol=1e-4)
+    assert torch.equal(chunked, audio.griffin_lim(true, N_FFT, HOP, n_iter=8, chunk_samples=37 * N_FFT))
+    batch = audio.griffin_lim(torch.stack([true, 0.5 * true]), N_FFT, HOP, n_iter=8)
+    assert batch.shape == (2, len(whole)) and torch.isfinite(batch).all()

@@ -1,0 +1,180 @@
+import numpy as np
+import pytest
+
+from lyrics import (BLOCK_COLUMNS, ROLES, blocks_to_arrays, build_blocks, class_seconds, encode, length_class,
+                    parse_lyrics, place_lines, read_lyrics, tokenize, vocabulary)
+
+
+# --- tokenization --------------------------------------------------------------------------
+
+def test_tones_and_neutral_tone():
+    assert tokenize('你好') == ['ni3', 'hao3']
+    assert tokenize('我们的') == ['wo3', 'men5', 'de5']  # neutral tone is 5
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('银行', ['yin2', 'hang2']), ('行走', ['xing2', 'zou3']),
+    ('音乐', ['yin1', 'yue4']), ('快乐', ['kuai4', 'le4']),
+    ('长大', ['zhang3', 'da4']), ('长城', ['chang2', 'cheng2']),
+])
+def test_polyphones_read_in_context(text, expected):
+    assert tokenize(text) == expected
+
+
+def test_mixed_scripts():
+    # Latin: one <en> per vowel group; digits read one by one; punctuation and emoji dropped
+    assert tokenize('爱你 baby!') == ['ai4', 'ni3', '<en>', '<en>']
+    assert tokenize('2024年') == ['er4', 'ling2', 'er4', 'si4', 'nian2']
+    assert tokenize('心😀，跳……') == ['xin1', 'tiao4']
+    assert tokenize('ＯＫ１') == ['<en>', 'yi1']  # full-width forms are normalised first
+    assert tokenize('!!! 😀 ...') == []
+    assert tokenize('love little time') == ['<en>'] * 4
+
+
+def test_vocabulary_is_fixed_and_covers_tokens():
+    vocab = vocabulary()
+    assert vocab[0] == '<pad>' and len(vocab) == len(set(vocab)) > 2000
+    ids = encode(tokenize('我们去银行 hello 2024') + ['xx9'])
+    assert all(0 < i < len(vocab) for i in ids)
+    assert ids[-1] == vocab.index('<unk>') and vocab[ids[0]] == 'wo3'
+
+
+def test_read_lyrics_encodings(tmp_path):
+    text = '[verse]\n我爱你\n'
+    (tmp_path / 'a.txt').write_bytes(text.encode('utf-8-sig'))
+    (tmp_path / 'b.txt').write_bytes(text.encode('gb18030'))
+    assert read_lyrics(tmp_path / 'a.txt') == text
+    assert read_lyrics(tmp_path / 'b.txt') == text
+
+
+# --- section headers and LRC ---------------------------------------------------------------
+
+@pytest.mark.parametrize('header, role', [
+    ('[verse]', 'verse'), ('[Verse 2]', 'verse'), ('[VERSE2]', 'verse'), ('[chorus]', 'chorus'),
+    ('[Pre-Chorus]', 'prechorus'), ('[pre chorus]', 'prechorus'), ('[prechorus 1]', 'prechorus'),
+    ('[Hook]', 'chorus'), ('[bridge]', 'bridge'), ('[intro]', 'intro'), ('[Outro]', 'outro'),
+    ('[inst]', 'inst'), ('[Instrumental]', 'inst'), ('[interlude]', 'inst'), ('[ spoken word ]', 'none'),
+])
+def test_section_headers(header, role):
+    song = parse_lyrics(f'{header}\n我爱你\n')
+    assert song['lines'][0]['role'] == role
+    assert (role == 'none') == bool(song['notes'])
+
+
+def test_lines_before_any_header_have_role_none():
+    assert parse_lyrics('我爱你')['lines'][0]['role'] == 'none'
+
+
+@pytest.mark.parametrize('stamp, seconds', [
+    ('[01:02]', 62.0), ('[01:02.5]', 62.5), ('[01:02.50]', 62.5), ('[01:02.500]', 62.5), ('[1:02.25]', 62.25),
+    ('[00:03:50]', 3.5),
+])
+def test_lrc_stamp_forms(stamp, seconds):
+    assert parse_lyrics(f'{stamp}我爱你')['lines'][0]['start'] == pytest.approx(seconds)
+
+
+def test_several_stamps_repeat_a_line_and_tags_are_read():
+    song = parse_lyrics('[ti:歌]\n[ar:someone]\n[offset:+500]\n[00:10.00][00:40.00]我爱你\n[00:20.00]你爱我\n')
+    starts = [line['start'] for line in song['lines']]
+    assert starts == [9.5, 39.5, 19.5]  # offset +500 ms: lyrics come half a second sooner
+    lines, timing, notes = place_lines(song, 60.0)
+    assert timing == 'lrc' and [l['start'] for l in lines] == [9.5, 19.5, 39.5]
+    assert 'out of order' in notes[0]
+
+
+def test_empty_stamp_ends_a_line():
+    song = parse_lyrics('[00:01.00]我爱你\n[00:03.00]\n[00:10.00]你爱我\n')
+    lines, _, _ = place_lines(song, 20.0)
+    assert lines[0]['end'] == 3.0
+    assert lines[1]['end'] == pytest.approx(min(20.0, 10.0 + 1.0 + 3 * 1.0))  # capped by syllables
+
+
+def test_stamps_past_the_end_are_dropped():
+    song = parse_lyrics('[00:01.00]我爱你\n[00:05.00]你爱我\n[01:30.00]他爱她\n')
+    lines, timing, notes = place_lines(song, 10.0)
+    assert len(lines) == 2 and any('after the audio ends' in n for n in notes)
+    assert max(l['end'] for l in lines) <= 10.0
+
+
+def test_partly_stamped_lyrics_are_estimated():
+    song = parse_lyrics('[00:01.00]我爱你\n你爱我\n')
+    lines, timing, notes = place_lines(song, 12.0)
+    assert timing == 'estimated' and notes
+    assert 0 <= lines[0]['start'] < lines[0]['end'] <= lines[1]['start'] < lines[1]['end'] <= 12.0
+
+
+def test_estimated_times_share_the_song_by_syllables():
+    lines, timing, _ = place_lines(parse_lyrics('[verse]\n一二\n一二三四五六\n'), 10.0)
+    assert timing == 'estimated'
+    assert lines[0]['start'] == 0 and lines[1]['start'] == pytest.approx(3 / 10 * 10.0)
+
+
+def test_header_with_no_lines_and_no_lines_at_all():
+    song = parse_lyrics('[chorus]\n\n[outro]\n')
+    assert song['lines'] == [] and [r for _, r in song['headers']] == ['chorus', 'outro']
+    assert parse_lyrics('')['lines'] == []
+
+
+def test_punctuation_only_line_is_dropped_with_a_note():
+    song = parse_lyrics('我爱你\n……！\n')
+    assert len(song['lines']) == 1 and 'no singable' in song['notes'][0]
+
+
+# --- blocks --------------------------------------------------------------------------------
+
+def blocks_of(text, seconds, **kw):
+    song = parse_lyrics(text)
+    lines, _, _ = place_lines(song, seconds)
+    return build_blocks(song, lines, seconds, frames_per_second=100, **kw)
+
+
+def test_blocks_cover_the_song_in_order():
+    blocks = blocks_of('[intro]\n[verse]\n[00:05.00]我爱你\n[00:07.00]\n[00:20.00]你爱我\n[00:22.00]\n[outro]\n', 40.0)
+    kinds = [b['kind'] for b in blocks]
+    assert kinds[-1] == 'end' and kinds.count('end') == 1
+    assert blocks[0]['start'] == 0 and blocks[-2]['end'] == 40.0
+    for a, b in zip(blocks, blocks[1:]):
+        assert a['end'] == pytest.approx(b['start']) and a['end_frame'] == b['start_frame']
+    assert blocks[0]['role'] == 'intro' and blocks[-2]['role'] == 'outro'
+
+
+def test_long_gaps_are_split():
+    blocks = blocks_of('[00:20.00]我爱你\n[00:22.00]\n', 30.0, max_block_seconds=8.0)
+    intro = [b for b in blocks if b['kind'] == 'gap' and b['end'] <= 20.0]
+    assert len(intro) == 3 and all(b['end'] - b['start'] == pytest.approx(20 / 3) for b in intro)
+    assert [b['finish'] for b in intro] == [0, 0, 1]
+
+
+def test_short_pauses_are_absorbed_and_finish_tags():
+    text = '[verse]\n[00:01.00]我爱你\n[00:03.30]你爱我\n[00:05.00]\n[chorus]\n[00:08.00]他爱她\n[00:10.00]\n'
+    blocks = blocks_of(text, 12.0, min_gap_seconds=0.5)
+    kinds = [(b['kind'], b['role'], b['finish']) for b in blocks]
+    # 0.3 s pause before line 2 is absorbed: no gap; line 1 runs on into line 2 (no finish)
+    assert kinds == [('gap', 'intro', 1), ('line', 'verse', 0), ('line', 'verse', 1), ('gap', 'inst', 1),
+                     ('line', 'chorus', 1), ('gap', 'outro', 1), ('end', 'none', 1)]
+
+
+def test_long_lines_are_split_by_tokens():
+    blocks = blocks_of('[00:00.00]' + '我' * 30 + '\n[00:10.00]\n', 12.0, max_block_tokens=24)
+    lines = [b for b in blocks if b['kind'] == 'line']
+    assert [len(b['tokens']) for b in lines] == [24, 6]
+    assert lines[0]['end'] == pytest.approx(8.0)
+
+
+def test_length_classes():
+    n, longest = 8, 8.0
+    classes = [length_class(s, n, longest) for s in (0.1, 0.3, 1.0, 2.0, 4.0, 7.9, 8.0, 30.0)]
+    assert classes == sorted(classes) and classes[0] == 0 and classes[-1] == n - 1
+    for c in range(n):  # each class's typical duration falls back into it
+        assert length_class(class_seconds(c, n, longest), n, longest) == c
+
+
+def test_block_arrays():
+    blocks = blocks_of('[verse]\n[00:01.00]我爱你\n[00:03.00]\n', 5.0)
+    table, tokens = blocks_to_arrays(blocks, 24)
+    assert table.shape == (len(blocks), len(BLOCK_COLUMNS)) and tokens.shape == (len(blocks), 24)
+    line = BLOCK_COLUMNS.index('kind')
+    row = np.where(table[:, line] == 0)[0][0]
+    assert table[row, BLOCK_COLUMNS.index('role')] == ROLES.index('verse')
+    assert table[row, BLOCK_COLUMNS.index('n_tokens')] == 3 and (tokens[row, 3:] == 0).all()
+    assert [vocabulary()[i] for i in tokens[row, :3]] == ['wo3', 'ai4', 'ni3']
