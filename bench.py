@@ -27,17 +27,17 @@ DSP_SETTINGS = [(48000, 4096, 192, 256), (16000, 1024, 128, 128)]  # sample_rate
 
 
 def timed(fn, repeats):
-    """-> (median seconds, last result)."""
-    times = []
-    for _ in range(repeats):
+    """fn(run index) -> (median seconds, list of results)."""
+    times, results = [], []
+    for run in range(repeats):
         if device.startswith('cuda'):
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        result = fn()
+        results.append(fn(run))
         if device.startswith('cuda'):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return float(np.median(times)), result
+    return float(np.median(times)), results
 
 
 def song_clip(sample_rate, seconds):
@@ -62,28 +62,30 @@ def bench_dsp():
         wav_np = song_clip(sample_rate, clip_seconds)
         wav = torch.from_numpy(wav_np).to(device)
         true_mag = audio.stft_magnitude(wav, n_fft, hop_length)
-        t, mel = timed(lambda: audio.mel_spectrogram(wav, sample_rate, n_fft, hop_length, n_mels), repeats)
+        t, (mel, *_) = timed(lambda run: audio.mel_spectrogram(wav, sample_rate, n_fft, hop_length, n_mels), repeats)
         rows.append((tag, 'mel', 'ours', t, None))
-        t, mag = timed(lambda: audio.mel_to_magnitude(mel, sample_rate, n_fft, n_mels), repeats)
+        t, (mag, *_) = timed(lambda run: audio.mel_to_magnitude(mel, sample_rate, n_fft, n_mels), repeats)
         rows.append((tag, 'mel->magnitude', 'ours', t, (torch.linalg.norm(mag - true_mag) / torch.linalg.norm(true_mag)).item()))
         for n_iter in (32, 64, 128):
-            t, out = timed(lambda: audio.griffin_lim(true_mag, n_fft, hop_length, n_iter), repeats)
-            rows.append((tag, f'griffin-lim {n_iter}', 'ours', t, audio.spectral_convergence(true_mag, out, n_fft, hop_length)))
+            # the random starting phase moves the result: a new seed each run, median of the runs
+            t, outs = timed(lambda run: audio.griffin_lim(true_mag, n_fft, hop_length, n_iter, seed=run), repeats)
+            rows.append((tag, f'griffin-lim {n_iter}', 'ours', t,
+                         float(np.median([audio.spectral_convergence(true_mag, out, n_fft, hop_length) for out in outs]))))
         if librosa is not None:
-            t, _ = timed(lambda: librosa.feature.melspectrogram(y=wav_np, sr=sample_rate, n_fft=n_fft,
+            t, _ = timed(lambda run: librosa.feature.melspectrogram(y=wav_np, sr=sample_rate, n_fft=n_fft,
                                                                 hop_length=hop_length, n_mels=n_mels, power=1.0), repeats)
             rows.append((tag, 'mel', 'librosa', t, None))
             mel_linear = np.expm1(mel.cpu().numpy().astype(np.float64)).T  # same filterbank as ours
             # NNLS is slow and memory-hungry at 48 kHz: one run, smaller blocks
-            t, lib_mag = timed(lambda: librosa.feature.inverse.mel_to_stft(mel_linear.astype(np.float32), sr=sample_rate,
+            t, (lib_mag,) = timed(lambda run: librosa.feature.inverse.mel_to_stft(mel_linear.astype(np.float32), sr=sample_rate,
                                                                            n_fft=n_fft, power=1.0), 1)
             rows.append((tag, 'mel->magnitude', 'librosa', t,
                          float(np.linalg.norm(lib_mag - true_mag.cpu().numpy()) / np.linalg.norm(true_mag.cpu().numpy()))))
             for n_iter in (32, 64, 128):
-                t, out = timed(lambda: librosa.griffinlim(true_mag.cpu().numpy(), n_iter=n_iter, hop_length=hop_length,
-                                                          n_fft=n_fft, random_state=0), repeats)
-                rows.append((tag, f'griffin-lim {n_iter}', 'librosa', t,
-                             audio.spectral_convergence(true_mag.cpu(), torch.from_numpy(out), n_fft, hop_length)))
+                t, outs = timed(lambda run: librosa.griffinlim(true_mag.cpu().numpy(), n_iter=n_iter, hop_length=hop_length,
+                                                               n_fft=n_fft, random_state=run), repeats)
+                rows.append((tag, f'griffin-lim {n_iter}', 'librosa', t, float(np.median(
+                    [audio.spectral_convergence(true_mag.cpu(), torch.from_numpy(out), n_fft, hop_length) for out in outs]))))
     print(f"\n{clip_seconds:.0f} s clip of a synthetic song, device {device}, {torch.get_num_threads()} torch threads, "
           f"median of {repeats}\n")
     print(f"{'setting':8s} {'step':18s} {'impl':8s} {'seconds':>9s} {'error':>8s} {'speed-up':>9s}")
@@ -95,8 +97,8 @@ def bench_dsp():
         figures[key + '_seconds'] = round(t, 4)
         if err is not None:
             figures[key + ('_relative_error' if 'magnitude' in step else '_spectral_convergence')] = round(err, 4)
-    print("(error: relative L2 error against the true magnitude for mel->magnitude, spectral convergence for "
-          "Griffin-Lim from the true magnitude)")
+    print("(error: relative L2 error against the true magnitude for mel->magnitude; spectral convergence for "
+          "Griffin-Lim from the true magnitude, median over the runs' random starting phases; librosa's NNLS runs once)")
     print(json.dumps(figures))
 
 
