@@ -12,6 +12,8 @@ import warnings
 
 import torch
 
+CHUNK_SAMPLES = 640 * 1024
+
 
 def _hz_to_mel(hz):
     # Slaney's scale: linear below 1 kHz, logarithmic above
@@ -44,6 +46,12 @@ def _window(n_fft, device):
     return torch.hann_window(n_fft, device=device)
 
 
+def _chunk_frames(n_fft, n_frames, device):
+    """Frames per FFT batch: all of them on a GPU; on a CPU about 640k samples, which keeps a
+    batch and the element-wise work after it in cache (a whole-song batch is 3-5x slower)."""
+    return n_frames if device.type == 'cuda' else max(1, CHUNK_SAMPLES // n_fft)
+
+
 def stft_magnitude(wav, n_fft, hop_length):
     """[..., samples] -> [..., n_fft//2+1, frames] magnitude, frames = 1 + samples // hop_length."""
     spec = torch.stft(wav, n_fft, hop_length, window=_window(n_fft, wav.device), center=True,
@@ -52,10 +60,22 @@ def stft_magnitude(wav, n_fft, hop_length):
 
 
 def mel_spectrogram(wav, sample_rate, n_fft, hop_length, n_mels):
-    """1-D float waveform -> log1p mel magnitude [frames, n_mels]."""
-    magnitude = stft_magnitude(wav.float(), n_fft, hop_length)  # (F, T)
-    mel = mel_filterbank(sample_rate, n_fft, n_mels, str(wav.device)) @ magnitude  # (n_mels, T)
-    return torch.log1p(mel).T
+    """1-D float waveform -> log1p mel magnitude [frames, n_mels], frames = 1 + samples // hop_length.
+
+    The same frames as torch.stft(center=True, pad_mode='constant'), taken in cache-sized chunks
+    on the CPU (see griffin_lim).
+    """
+    wav = wav.float()
+    frames = torch.nn.functional.pad(wav, (n_fft // 2, n_fft // 2)).unfold(0, n_fft, hop_length)  # (T, n_fft) view
+    weights_t = mel_filterbank(sample_rate, n_fft, n_mels, str(wav.device)).T  # (F, M)
+    window = _window(n_fft, wav.device)
+    chunk = _chunk_frames(n_fft, len(frames), wav.device)
+    mel = torch.empty(len(frames), n_mels, device=wav.device)
+    for start in range(0, len(frames), chunk):
+        parts = torch.view_as_real(torch.fft.rfft(frames[start:start + chunk] * window))
+        magnitude = parts[..., 0].square().addcmul_(parts[..., 1], parts[..., 1]).sqrt_()  # faster than .abs()
+        torch.matmul(magnitude, weights_t, out=mel[start:start + chunk])
+    return mel.log1p_()
 
 
 @functools.lru_cache(maxsize=16)
@@ -91,20 +111,19 @@ def spectral_convergence(magnitude, wav, n_fft, hop_length):
     return (torch.linalg.norm(magnitude - rebuilt) / torch.linalg.norm(magnitude)).item()
 
 
-def griffin_lim(magnitude, n_fft, hop_length, n_iter=64, momentum=0.99, seed=0, chunk_samples=640 * 1024):
+def griffin_lim(magnitude, n_fft, hop_length, n_iter=64, momentum=0.99, seed=0, chunk_frames=None):
     """Linear magnitude [..., n_fft//2+1, frames] -> waveform [..., (frames-1)*hop_length].
 
     Fast Griffin-Lim (Perraudin et al. 2013): plain Griffin-Lim plus a momentum step on the
     re-analysed spectrum. The starting phase is random from `seed`: one input, one waveform.
-    On the CPU the frames go through in chunks of about `chunk_samples`, so that each FFT batch and
-    the element-wise work after it stay in cache (3-4x faster than whole-song batches at 48 kHz);
-    the song-sized buffers are made once, as reallocating them costs as much as the FFTs.
+    The frames go through in chunks (_chunk_frames, or `chunk_frames`), and the song-sized
+    buffers are made once: reallocating them every iteration costs as much as the FFTs.
     """
     device = magnitude.device
     batch_shape, (n_freq, n_frames) = magnitude.shape[:-2], magnitude.shape[-2:]
     mag = magnitude.reshape(-1, n_freq, n_frames).permute(2, 0, 1).float().contiguous()  # (T, B, F)
     batch = mag.shape[1]
-    chunk = n_frames if device.type == 'cuda' else max(1, chunk_samples // n_fft)
+    chunk = chunk_frames or _chunk_frames(n_fft, n_frames, device)
     length = (n_frames - 1) * hop_length
     padded = length + n_fft  # frames are centred: n_fft//2 zeros on each side
     window = _window(n_fft, device)
