@@ -14,6 +14,7 @@ and the run goes on; a second run redoes only songs whose files or settings chan
 import hashlib
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -184,9 +185,9 @@ def prepare(dataset_dir, data_dir, num_workers, val_fraction, **settings):
         entries = [prepare_song(job) for job in tqdm(jobs, desc='prepare')]
     for job, entry in zip(jobs, entries):
         songs[job[0]] = entry
-    for gone in set(os.listdir(os.path.join(data_dir, 'songs')) if os.path.isdir(os.path.join(data_dir, 'songs')) else []) - set(names):
-        import shutil
-        shutil.rmtree(os.path.join(data_dir, 'songs', gone))  # its folder left the dataset
+    cached = os.path.join(data_dir, 'songs')
+    for gone in set(os.listdir(cached) if os.path.isdir(cached) else []) - set(names):
+        shutil.rmtree(os.path.join(cached, gone))  # its folder left the dataset
     train, val = split([n for n, e in songs.items() if e['status'] == 'ok'], val_fraction)
     for name, entry in songs.items():
         entry['split'] = 'val' if name in val else 'train' if name in train else None
