@@ -4,6 +4,7 @@ same figures. Timings are medians of `repeats` runs, taken in one process so tha
 between rows are fair on a noisy machine.
 
     python bench.py --what=dsp            # mel, mel -> magnitude, Griffin-Lim; vs librosa if installed
+    python bench.py --what=ae             # autoencoder training speed at both sizes, compiled and not
 """
 import os
 
@@ -21,8 +22,12 @@ repeats = 3
 clip_seconds = 10.0
 device = 'cpu'
 seed = 1337
+batch_size = 0  # model benchmarks: 0 = the config file's batch_size
+compile_modes = 'eager,compiled'  # which of the two the model benchmarks run
 # -----------------------------------------------------------------------------
 
+# model sizes: (name, prepare config giving the data's shape or None for prepare.py's defaults, train config)
+AE_SIZES = [('synth', 'config/prepare_synth.py', 'config/train_ae_synth.py'), ('real', None, 'config/train_ae.py')]
 DSP_SETTINGS = [(48000, 4096, 192, 256), (16000, 1024, 128, 128)]  # sample_rate, n_fft, hop_length, n_mels
 
 
@@ -102,10 +107,58 @@ def bench_dsp():
     print(json.dumps(figures))
 
 
+def model_config(stage, prepare_config, train_config):
+    """The model arguments a train config gives, with the data shape from a prepare config."""
+    import runpy
+    import prepare
+    settings = {k: getattr(prepare, k) for k in prepare.SETTING_KEYS}
+    settings.update(runpy.run_path(prepare_config) if prepare_config else {})
+    config = runpy.run_path(train_config)
+    args = {f: config[f] for f in stage.Config.__dataclass_fields__ if f in config}
+    args.update(segment_frames=settings['segment_frames'], n_mels=settings['n_mels'])
+    return stage.Config(**args), config['batch_size']
+
+
+def bench_training(net, batch, steps):
+    """Seconds per training step (forward, backward, AdamW), median over `steps` after two warm-up steps."""
+    from train import configure_optimizers
+    optimizer = configure_optimizers(net, 0.0, 1e-4, (0.9, 0.99), 'cuda' if device.startswith('cuda') else 'cpu')
+
+    def step(run):
+        loss = net(*batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    timed(step, 2)
+    return timed(step, steps)[0]
+
+
+def bench_ae():
+    import ae
+    rows = []
+    for size, prepare_config, train_config in AE_SIZES:
+        config, config_batch = model_config(ae, prepare_config, train_config)
+        B = batch_size or config_batch
+        batch = (torch.randn(B, 3 * config.segment_frames, config.n_mels, device=device).abs() * 0.1,)
+        for mode in compile_modes.split(','):
+            torch.manual_seed(seed)
+            net = ae.Model(config).to(device)
+            t = bench_training(torch.compile(net) if mode == 'compiled' else net, batch, repeats)
+            rows.append((size, mode, B, sum(p.numel() for p in net.parameters()), t))
+    print(f"\nautoencoder training step, device {device}, {torch.get_num_threads()} torch threads, median of {repeats}\n")
+    print(f"{'size':6s} {'mode':9s} {'batch':>5s} {'params':>8s} {'iter/s':>8s} {'samples/s':>10s}")
+    figures = {}
+    for size, mode, B, n, t in rows:
+        print(f"{size:6s} {mode:9s} {B:5d} {n / 1e6:7.2f}M {1 / t:8.2f} {B / t:10.1f}")
+        figures[f"ae_{size}_{mode}_iters_per_second"] = round(1 / t, 3)
+        figures[f"ae_{size}_{mode}_samples_per_second"] = round(B / t, 2)
+    print(json.dumps(figures))
+
+
 if __name__ == '__main__':
     from configurator import configure
     configure(globals())
-    benches = {'dsp': bench_dsp}
+    benches = {'dsp': bench_dsp, 'ae': bench_ae}
     if what not in benches:
         raise SystemExit(f"--what={what} is not a benchmark; choose one of {', '.join(benches)}")
     torch.manual_seed(seed)

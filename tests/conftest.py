@@ -14,3 +14,27 @@ def tiny_corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp('corpus')
     synth.main(str(out), n_songs=4, seed=3, sample_rate=16000, min_seconds=12.0, max_seconds=16.0, num_workers=1)
     return out
+
+
+TINY_SETTINGS = dict(sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, segment_frames=32, max_block_seconds=8.0,
+                     min_gap_seconds=0.5, n_length_classes=8, max_block_tokens=24)
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tiny_corpus, tmp_path_factory):
+    """tiny_corpus prepared with small audio settings: 64 mels, 32-frame segments; 3 train / 1 val songs."""
+    import prepare
+    data = tmp_path_factory.mktemp('data')
+    prepare.prepare(str(tiny_corpus), str(data), num_workers=1, val_fraction=0.25, **TINY_SETTINGS)
+    return data
+
+
+def run_script(*args, cwd=ROOT, check=True, timeout=600, env=None):
+    """Run `python <args>` in the repo root; -> CompletedProcess with text output."""
+    import subprocess
+    full_env = dict(os.environ, OMP_NUM_THREADS='1', **(env or {}))
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc

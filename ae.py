@@ -1,0 +1,202 @@
+"""
+The mel autoencoder: a segment of log-mel frames (about one second) <-> a small real-valued
+latent of `latent_channels x h x w`, no quantization. The prototype's size is 256 frames x 256
+mels -> 4 x 32 x 32: h = frames / patch rows, w = n_mels / patch columns.
+
+Each latent row codes `patch` consecutive frames: the frames are cut into patches (as a vision
+transformer cuts an image), projected to `width` channels, and mixed along time by residual
+1-D convolutions; the decoder mirrors it. On a CPU this is 10x faster than 2-D convolutions over
+the mel image for the same reconstruction (README, "The autoencoder").
+
+Segments join without seams because the decoder sees its neighbours: it decodes a segment's
+latent with `context_rows` latent rows of the segment before and after it, then keeps the middle.
+Outside the song is silence (log-mel 0). Latents are kept at about zero mean and unit spread
+(`latent_weight`), and noise is added to them in training (`latent_noise`) so that the decoder
+forgives the small errors of the Decoder stage that will predict them. The loss is L1 + MSE on
+standardised log-mels (L1 alone learns the sparse harmonic lines far more slowly). An optional
+patch discriminator with feature matching sharpens blurry mels (`gan_weight`, off at 0).
+
+Training batches: random windows of three segments (before, this, after) from the cached mels.
+"""
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class Config:
+    segment_frames: int = 256  # from the data
+    n_mels: int = 256  # from the data
+    mel_mean: float = 0.0  # from the data: inputs are standardised with these
+    mel_std: float = 1.0
+    latent_channels: int = 4
+    patch: int = 8  # frames per latent row, and mels per latent column: 256 x 256 -> 32 x 32
+    width: int = 512  # channels of the residual blocks
+    n_res: int = 4  # residual blocks in the encoder, and in the decoder
+    context_rows: int = 8  # latent rows of each neighbour the decoder sees
+    latent_noise: float = 0.1  # std of the noise added to latents in training
+    latent_weight: float = 0.1  # weight of the zero-mean, unit-spread penalty on latents
+    gan_weight: float = 0.0  # adversarial + feature-matching loss; 0 = no discriminator
+
+
+def data_args(meta, data):
+    """Model arguments that come from the prepared cache (its training split), not from the config."""
+    frames = np.concatenate([mel[::7] for mel in data['mels']]).astype(np.float32)  # a sparse sample is plenty
+    return dict(segment_frames=meta['settings']['segment_frames'], n_mels=meta['settings']['n_mels'],
+                mel_mean=round(float(frames.mean()), 6), mel_std=round(float(frames.std()), 6))
+
+
+class ResBlock(nn.Module):
+
+    def __init__(self, channels):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(8, channels)
+        self.conv1 = nn.Conv1d(channels, channels, 3, padding=1)
+        self.norm2 = nn.GroupNorm(8, channels)
+        self.conv2 = nn.Conv1d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        h = self.conv1(F.silu(self.norm1(x)))
+        return x + self.conv2(F.silu(self.norm2(h)))
+
+
+class Discriminator(nn.Module):
+    """Patch discriminator over mel segments; returns its features, the last one the logits."""
+
+    def __init__(self, width):
+        super().__init__()
+        chans = [1, width, 2 * width, 4 * width]
+        self.layers = nn.ModuleList(nn.Conv2d(a, b, 4, stride=2, padding=1) for a, b in zip(chans, chans[1:]))
+        self.logits = nn.Conv2d(chans[-1], 1, 3, padding=1)
+
+    def forward(self, x):
+        features = []
+        for layer in self.layers:
+            x = F.leaky_relu(layer(x), 0.2)
+            features.append(x)
+        return features + [self.logits(x)]
+
+
+class Model(nn.Module):
+
+    def __init__(self, config):
+        super().__init__()
+        assert config.segment_frames % config.patch == 0 and config.n_mels % config.patch == 0, \
+            "segment_frames and n_mels must be divisible by patch"
+        self.config = config
+        C, h, w = config.latent_channels, config.segment_frames // config.patch, config.n_mels // config.patch
+        self.latent_shape = (C, h, w)
+        assert config.context_rows <= h
+        patch_size = config.patch * config.n_mels
+        self.encoder = nn.Sequential(nn.Conv1d(patch_size, config.width, 1),
+                                     *[ResBlock(config.width) for _ in range(config.n_res)],
+                                     nn.GroupNorm(8, config.width), nn.SiLU(), nn.Conv1d(config.width, C * w, 1))
+        self.decoder = nn.Sequential(nn.Conv1d(C * w, config.width, 1),
+                                     *[ResBlock(config.width) for _ in range(config.n_res)],
+                                     nn.GroupNorm(8, config.width), nn.SiLU(), nn.Conv1d(config.width, patch_size, 1))
+        self.discriminator = Discriminator(64) if config.gan_weight > 0 else None
+
+    def encode(self, mel):
+        """(B, segment_frames, n_mels) log-mels -> (B, C, h, w) latents."""
+        C, h, w = self.latent_shape
+        x = (mel - self.config.mel_mean) / self.config.mel_std
+        x = x.reshape(-1, h, self.config.patch * self.config.n_mels).transpose(1, 2)  # (B, patch * n_mels, h)
+        z = self.encoder(x)  # (B, C * w, h)
+        return z.view(-1, C, w, h).transpose(2, 3)
+
+    def decode(self, before, latent, after):
+        """Latents of a segment and its neighbours, each (B, C, h, w) -> (B, segment_frames, n_mels)."""
+        c = self.config.context_rows
+        z = torch.cat([before[:, :, before.shape[2] - c:], latent, after[:, :, :c]], dim=2)  # (B, C, h + 2c, w)
+        z = z.transpose(2, 3).flatten(1, 2)  # (B, C * w, h + 2c)
+        x = self.decoder(z)[:, :, c:c + self.latent_shape[1]]  # (B, patch * n_mels, h): the middle rows
+        x = x.transpose(1, 2).reshape(-1, self.config.segment_frames, self.config.n_mels)
+        return x * self.config.mel_std + self.config.mel_mean
+
+    def forward(self, window):
+        """(B, 3 * segment_frames, n_mels) mel windows -> loss on the middle segment. In eval mode,
+        the reconstruction L1 alone (in units of mel_std), so that validation losses compare."""
+        B, F_ = window.shape[0], self.config.segment_frames
+        z = self.encode(window.reshape(B * 3, F_, -1)).reshape(B, 3, *self.latent_shape)
+        if self.training and self.config.latent_noise > 0:
+            z_in = z + self.config.latent_noise * torch.randn_like(z)
+        else:
+            z_in = z
+        target = window[:, F_:2 * F_]
+        recon = self.decode(z_in[:, 0], z_in[:, 1], z_in[:, 2])
+        err = (recon - target) / self.config.mel_std
+        if not self.training:
+            return err.abs().mean()
+        loss = err.abs().mean() + err.pow(2).mean()
+        spread = z.transpose(0, 2).reshape(self.config.latent_channels, -1)  # (C, everything else)
+        loss = loss + self.config.latent_weight * (spread.mean(1).pow(2) + (spread.std(1) - 1).pow(2)).mean()
+        if self.discriminator is not None:
+            d_loss, g_loss = self.gan_losses(target.unsqueeze(1), recon.unsqueeze(1))
+            loss = loss + d_loss + self.config.gan_weight * g_loss
+        return loss
+
+    def gan_losses(self, real, fake):
+        """Hinge loss for the discriminator; adversarial + feature matching for the autoencoder.
+        One backward trains both: the discriminator sees a detached fake, and the autoencoder's
+        terms go through a copy of the discriminator whose weights are detached."""
+        real = (real - self.config.mel_mean) / self.config.mel_std
+        fake = (fake - self.config.mel_mean) / self.config.mel_std
+        d_real = self.discriminator(real)
+        d_fake = self.discriminator(fake.detach())
+        d_loss = F.relu(1 - d_real[-1]).mean() + F.relu(1 + d_fake[-1]).mean()
+        frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
+        g_feats = torch.func.functional_call(self.discriminator, frozen, (fake,))
+        matching = sum(F.l1_loss(g, r.detach()) for g, r in zip(g_feats[:-1], d_real[:-1])) / (len(g_feats) - 1)
+        return d_loss, matching - g_feats[-1].mean()
+
+    @torch.no_grad()
+    def encode_song(self, mel, batch_size=64):
+        """(frames, n_mels) log-mels of a whole song -> (N, C, h, w) latents of its N segments;
+        the last segment is padded with silence."""
+        F_ = self.config.segment_frames
+        n = -(-mel.shape[0] // F_)
+        padded = F.pad(mel, (0, 0, 0, n * F_ - mel.shape[0])).reshape(n, F_, -1)
+        return torch.cat([self.encode(padded[i:i + batch_size]) for i in range(0, n, batch_size)])
+
+    @torch.no_grad()
+    def decode_song(self, latents, batch_size=64):
+        """(N, C, h, w) latents -> (N * segment_frames, n_mels) log-mels, each segment decoded
+        with its neighbours; silence before the first and after the last."""
+        silence = self.encode(torch.zeros(1, self.config.segment_frames, self.config.n_mels,
+                                          device=latents.device, dtype=latents.dtype))
+        z = torch.cat([silence, latents, silence])  # (N + 2, C, h, w)
+        n = latents.shape[0]
+        out = []
+        for i in range(0, n, batch_size):
+            j = min(i + batch_size, n)
+            out.append(self.decode(z[i:j], z[i + 1:j + 1], z[i + 2:j + 2]))
+        return torch.cat(out).reshape(n * self.config.segment_frames, -1)
+
+
+# -----------------------------------------------------------------------------
+# data: the cached mels of one split, and random three-segment windows from them
+
+def load_data(data_dir, meta, split):
+    """The split's mels, memory-mapped (a list of (frames, n_mels) float16 arrays), and the segment size."""
+    mels = [np.load(os.path.join(data_dir, 'songs', name, 'mel.npy'), mmap_mode='r') for name in meta['split'][split]]
+    return dict(mels=mels, segment_frames=meta['settings']['segment_frames'])
+
+
+def get_batch(data, batch_size, rng):
+    """-> (window,), window (B, 3 * segment_frames, n_mels) float32: a segment at a random frame
+    of a random song (songs weighted by length) with the segments before and after it; outside
+    the song is silence."""
+    songs, F_ = data['mels'], data['segment_frames']
+    lengths = np.array([len(mel) for mel in songs])
+    picks = rng.choice(len(songs), size=batch_size, p=lengths / lengths.sum())
+    window = np.zeros((batch_size, 3 * F_, songs[0].shape[1]), dtype=np.float32)
+    for b, s in enumerate(picks):
+        mel = songs[s]
+        start = int(rng.integers(-F_ // 2, len(mel) - F_ // 2)) - F_  # the middle segment may overhang an end
+        lo, hi = max(start, 0), min(start + 3 * F_, len(mel))
+        window[b, lo - start:hi - start] = mel[lo:hi]
+    return (torch.from_numpy(window),)

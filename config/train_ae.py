@@ -1,0 +1,19 @@
+# the autoencoder at the prototype's size, for one GPU: 256 frames x 256 mels (48 kHz, hop 192:
+# about one second) -> 4 x 32 x 32 latents. Cache with prepare.py's defaults first.
+model = 'ae'
+data_dir = 'data/songs'
+out_dir = 'out-ae'
+batch_size = 64
+patch = 8
+width = 1024
+n_res = 8
+context_rows = 8
+max_iters = 50000
+lr_decay_iters = 50000
+warmup_iters = 1000
+learning_rate = 1e-3
+min_lr = 1e-4
+eval_interval = 2000
+eval_iters = 50
+log_interval = 50
+gan_weight = 0.0  # 0.1 adds the patch discriminator with feature matching

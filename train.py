@@ -1,0 +1,291 @@
+"""
+One training loop for the three stages; `model` picks the file that holds the model and its
+batches (ae.py, composer.py, decoder.py). On one CPU or GPU:
+
+    python train.py config/train_ae_synth.py
+    python train.py config/train_decoder.py --batch_size=8 --compile=False
+
+With distributed data parallel on 4 GPUs of one node (gloo on CPUs):
+
+    torchrun --standalone --nproc_per_node=4 train.py config/train_decoder.py
+
+A stage file gives `Config` (its model arguments; the config keys of the same names fill them),
+`Model`, `data_args(meta, data)` (model arguments that come from the cache), `load_data(data_dir,
+meta, split)` and `get_batch(data, batch_size, rng)`.
+"""
+import importlib
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, fields
+
+import numpy as np
+import torch
+
+# -----------------------------------------------------------------------------
+# default config values; a config file and --key=value override them
+model = 'ae'  # 'ae' | 'composer' | 'decoder'
+data_dir = 'data/synth'  # made by prepare.py
+out_dir = 'out'
+init_from = 'scratch'  # 'scratch' or 'resume' (from out_dir/ckpt.pt)
+eval_interval = 500
+eval_iters = 20
+log_interval = 10
+always_save_checkpoint = True  # if False, only when the validation loss improves
+seed = 1337
+# wandb logging
+wandb_log = False
+wandb_project = 'lyrics2song'
+wandb_run_name = 'run'
+# data
+batch_size = 32  # per process, per micro-step
+gradient_accumulation_steps = 1  # per process
+# ae.py
+latent_channels = 4
+patch = 8
+width = 512
+n_res = 4
+context_rows = 8
+latent_noise = 0.1
+latent_weight = 0.1
+gan_weight = 0.0
+# AdamW
+learning_rate = 1e-3
+max_iters = 5000
+weight_decay = 0.0
+beta1 = 0.9
+beta2 = 0.99
+grad_clip = 1.0  # 0 = off
+# learning rate: linear warm-up, then cosine decay to min_lr
+decay_lr = True
+warmup_iters = 100
+lr_decay_iters = 5000  # about max_iters, as in Chinchilla
+min_lr = 1e-4
+# system
+device = 'cuda' if torch.cuda.is_available() else 'cpu'  # 'cpu', 'cuda', 'cuda:1', 'mps'
+dtype = 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float32'  # or 'float16'
+compile = torch.cuda.is_available()  # torch.compile; on a CPU it needs a C++ compiler and a minute
+# -----------------------------------------------------------------------------
+
+
+def get_lr(it):
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    if it > lr_decay_iters:
+        return min_lr
+    ratio = (it - warmup_iters) / max(lr_decay_iters - warmup_iters, 1)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
+
+
+def load_meta(data_dir):
+    path = os.path.join(data_dir, 'meta.json')
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} not found: make the cache first, e.g. `python prepare.py config/prepare_synth.py`")
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def check_settings(expected, found, expected_name, found_name):
+    """Refuse data whose settings differ from those a model was made for, naming both sides."""
+    diff = [f"{k} is {expected.get(k)} for {expected_name} but {found.get(k)} in {found_name}"
+            for k in sorted(set(expected) | set(found)) if expected.get(k) != found.get(k)]
+    if diff:
+        raise SystemExit(f"{found_name} was made with other settings: " + '; '.join(diff)
+                         + ". Re-run prepare.py with the model's settings, or train a new model.")
+
+
+def load_checkpoint(path, device='cpu', stage=None):
+    """-> (checkpoint dict, model in eval mode). A missing, corrupt or wrong-stage file is a one-line error."""
+    if not os.path.exists(path):
+        raise SystemExit(f"checkpoint {path} does not exist; train it with train.py (see the README)")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=False)
+        found = checkpoint['stage']
+    except Exception as e:  # torch.load raises several kinds for a truncated or foreign file
+        raise SystemExit(f"checkpoint {path} cannot be read ({type(e).__name__}); is it a train.py checkpoint?") from None
+    if stage is not None and found != stage:
+        raise SystemExit(f"checkpoint {path} holds a '{found}' model where a '{stage}' model is needed")
+    module = importlib.import_module(found)
+    net = module.Model(module.Config(**checkpoint['model_args']))
+    net.load_state_dict(checkpoint['model'])
+    return checkpoint, net.to(device).eval()
+
+
+def configure_optimizers(net, weight_decay, learning_rate, betas, device_type):
+    """AdamW with weight decay on matrices, kernels and embeddings, not on biases and norms; fused on CUDA."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    groups = [dict(params=[p for p in params if p.dim() >= 2], weight_decay=weight_decay),
+              dict(params=[p for p in params if p.dim() < 2], weight_decay=0.0)]
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == 'cuda')
+
+
+def save_checkpoint(checkpoint, path):
+    """Write to a temporary file, then rename: a run killed mid-write leaves the last checkpoint whole."""
+    torch.save(checkpoint, path + '.tmp')
+    os.replace(path + '.tmp', path)
+
+
+if __name__ == '__main__':
+    from configurator import configure
+    config = configure(globals())  # the final config: goes into the checkpoint and the log
+    stage = importlib.import_module(model) if model in ('ae', 'composer', 'decoder') else None
+    if stage is None:
+        raise SystemExit(f"model='{model}': choose 'ae', 'composer' or 'decoder'")
+
+    # distributed data parallel under torchrun, else one process
+    ddp = int(os.environ.get('RANK', -1)) != -1
+    if ddp:
+        from torch.distributed import destroy_process_group, init_process_group
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        ddp_rank, ddp_local_rank, ddp_world_size = (int(os.environ[k]) for k in ('RANK', 'LOCAL_RANK', 'WORLD_SIZE'))
+        if device.startswith('cuda'):
+            device = f'cuda:{ddp_local_rank}'
+            torch.cuda.set_device(device)
+        init_process_group(backend='nccl' if device.startswith('cuda') else 'gloo')
+    else:
+        ddp_rank, ddp_local_rank, ddp_world_size = 0, 0, 1
+    master_process = ddp_rank == 0
+    samples_per_iter = gradient_accumulation_steps * ddp_world_size * batch_size
+    if master_process:
+        os.makedirs(out_dir, exist_ok=True)
+        print(f"{model}: {samples_per_iter} samples per iteration")
+    device_type = 'cuda' if device.startswith('cuda') else 'cpu'
+    if device_type == 'cuda':
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    ptdtype = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}[dtype]
+    ctx = nullcontext() if dtype == 'float32' else torch.autocast(device_type=device_type, dtype=ptdtype)
+
+    # data
+    meta = load_meta(data_dir)
+    if not meta['split']['train'] or not meta['split']['val']:
+        raise SystemExit(f"{data_dir}/meta.json has {len(meta['split']['train'])} training and "
+                         f"{len(meta['split']['val'])} validation songs; both are needed (see val_fraction in prepare.py)")
+    data = {split: stage.load_data(data_dir, meta, split) for split in ('train', 'val')}
+
+    def get_batch(split, rng):
+        batch = stage.get_batch(data[split], batch_size, rng)
+        if device_type == 'cuda':  # pinned memory lets the copy overlap with compute
+            return [x.pin_memory().to(device, non_blocking=True) for x in batch]
+        return [x.to(device) for x in batch]
+
+    # model: from scratch, or from the checkpoint in out_dir
+    iter_num, best_val_loss = 0, 1e9
+    ckpt_path = os.path.join(out_dir, 'ckpt.pt')
+    if init_from == 'scratch':
+        model_args = {f.name: config[f.name] for f in fields(stage.Config) if f.name in config}
+        model_args.update(stage.data_args(meta, data['train']))
+    elif init_from == 'resume':
+        if not os.path.exists(ckpt_path):
+            raise SystemExit(f"init_from='resume' but {ckpt_path} does not exist")
+        checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if checkpoint['stage'] != model:
+            raise SystemExit(f"{ckpt_path} holds a '{checkpoint['stage']}' model, not '{model}'")
+        check_settings(checkpoint['data_settings'], meta['settings'], ckpt_path, f"{data_dir}/meta.json")
+        model_args = checkpoint['model_args']
+        iter_num, best_val_loss = checkpoint['iter_num'], checkpoint['best_val_loss']
+    else:
+        raise SystemExit(f"init_from='{init_from}': choose 'scratch' or 'resume'")
+    torch.manual_seed(seed)  # the same initial weights on every rank and every run
+    net = stage.Model(stage.Config(**model_args))
+    if init_from == 'resume':
+        net.load_state_dict(checkpoint['model'])
+    net.to(device)
+    if master_process:
+        print(f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters; {model_args}")
+
+    scaler = torch.amp.GradScaler(device_type, enabled=dtype == 'float16')
+    optimizer = configure_optimizers(net, weight_decay, learning_rate, (beta1, beta2), device_type)
+    if init_from == 'resume':
+        optimizer.load_state_dict(checkpoint['optimizer'])
+        if 'scaler' in checkpoint:
+            scaler.load_state_dict(checkpoint['scaler'])
+        checkpoint = None  # free the memory
+    raw_model = net
+    if compile:
+        print("compiling the model... (a minute or so)") if master_process else None
+        net = torch.compile(net)
+    if ddp:
+        net = DDP(net, device_ids=[ddp_local_rank] if device_type == 'cuda' else None)
+
+    @torch.no_grad()
+    def estimate_loss():
+        """Mean loss over eval_iters batches per split; the same batches at every evaluation."""
+        out = {}
+        net.eval()
+        for split in ('train', 'val'):
+            rng = np.random.default_rng([seed, 1 if split == 'val' else 0])
+            losses = []
+            for _ in range(eval_iters):
+                batch = get_batch(split, rng)
+                with ctx:
+                    losses.append(net(*batch).item())
+            out[split] = float(np.mean(losses))
+        net.train()
+        return out
+
+    if wandb_log and master_process:
+        import wandb
+        wandb.init(project=wandb_project, name=wandb_run_name, config=config)
+
+    t0 = time.time()
+    while True:
+        lr = get_lr(iter_num) if decay_lr else learning_rate
+        for group in optimizer.param_groups:
+            group['lr'] = lr
+
+        # evaluate, and write the checkpoint
+        if (iter_num % eval_interval == 0 or iter_num == max_iters) and master_process:
+            losses = estimate_loss()
+            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            if not all(map(math.isfinite, losses.values())):
+                raise SystemExit(f"the loss became {losses} at step {iter_num}; stopped. The last good checkpoint "
+                                 f"({ckpt_path}) is left as it was; try a lower learning_rate or dtype='float32'")
+            if wandb_log:
+                wandb.log({'iter': iter_num, 'train/loss': losses['train'], 'val/loss': losses['val'], 'lr': lr})
+            if losses['val'] < best_val_loss or always_save_checkpoint:
+                best_val_loss = min(best_val_loss, losses['val'])
+                if iter_num > 0:
+                    save_checkpoint(dict(stage=model, model=raw_model.state_dict(), optimizer=optimizer.state_dict(),
+                                         scaler=scaler.state_dict(), model_args=model_args, iter_num=iter_num,
+                                         best_val_loss=best_val_loss, config=config, data_settings=meta['settings']),
+                                    ckpt_path)
+                    print(f"saved {ckpt_path}")
+        if iter_num >= max_iters:
+            break
+
+        # forward, backward, update; batches and noise depend only on (seed, rank, iteration),
+        # so a resumed run sees what an uninterrupted one would have
+        rng = np.random.default_rng([seed, 2, ddp_rank, iter_num])
+        torch.manual_seed(seed + 1_000_003 * ddp_rank + iter_num)
+        for micro_step in range(gradient_accumulation_steps):
+            batch = get_batch('train', rng)
+            if ddp:  # sync gradients on the last micro-step only
+                net.require_backward_grad_sync = micro_step == gradient_accumulation_steps - 1
+            with ctx:
+                loss = net(*batch) / gradient_accumulation_steps
+            scaler.scale(loss).backward()
+        if grad_clip != 0.0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+        t1 = time.time()
+        dt, t0 = t1 - t0, t1
+        if iter_num % log_interval == 0:
+            lossf = loss.item() * gradient_accumulation_steps  # a sync point: only every log_interval
+            if not math.isfinite(lossf):
+                raise SystemExit(f"the loss became {lossf} at iteration {iter_num}; stopped. The last good "
+                                 f"checkpoint ({ckpt_path}) is left as it was; try a lower learning_rate or dtype='float32'")
+            if master_process:
+                print(f"iter {iter_num}: loss {lossf:.6f}, lr {lr:.2e}, time {dt * 1000:.1f} ms, "
+                      f"{samples_per_iter / dt:.1f} samples/s")
+        iter_num += 1
+
+    if ddp:
+        torch.distributed.barrier()  # rank 0 may still be writing the checkpoint
+        destroy_process_group()

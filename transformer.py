@@ -1,0 +1,95 @@
+"""
+The transformer pieces the Composer and the Decoder share: attention (causal self-attention
+with an optional key/value cache, or cross-attention to a condition), MLP, and a pre-norm Block
+that does self-attention, then cross-attention to each of its conditions, then the MLP. All
+attention goes through PyTorch's fused scaled_dot_product_attention.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Attention(nn.Module):
+
+    def __init__(self, n_embd, n_head, dropout, cross=False):
+        super().__init__()
+        assert n_embd % n_head == 0
+        self.n_head, self.dropout, self.cross = n_head, dropout, cross
+        self.q = nn.Linear(n_embd, n_embd)
+        self.kv = nn.Linear(n_embd, 2 * n_embd)
+        self.proj = nn.Linear(n_embd, n_embd)
+        self.proj_dropout = nn.Dropout(dropout)
+
+    def heads(self, x):
+        B, T, C = x.shape
+        return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, T, C) -> (B, nh, T, hs)
+
+    def forward(self, x, context=None, mask=None, cache=None):
+        """Self-attention (causal) when context is None, else cross-attention to context (B, S, C)
+        where mask (B, S) is True for the keys to attend. cache: a dict that holds this layer's
+        keys and values of the earlier steps while sampling one step at a time."""
+        q = self.heads(self.q(x))
+        k, v = (self.heads(t) for t in self.kv(x if context is None else context).chunk(2, dim=-1))
+        if cache is not None:
+            if 'k' in cache:  # earlier steps' keys and values, then this step's
+                k, v = torch.cat([cache['k'], k], dim=2), torch.cat([cache['v'], v], dim=2)
+            cache['k'], cache['v'] = k, v
+        dropout = self.dropout if self.training else 0.0
+        if context is None:
+            # causal over a whole sequence; one new step with a cache sees every cached key
+            assert q.shape[2] == 1 or q.shape[2] == k.shape[2], "with a cache, feed a prefix first, then one step at a time"
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=q.shape[2] > 1)
+        else:
+            attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, S)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
+        y = y.transpose(1, 2).contiguous().view(x.shape)  # (B, nh, T, hs) -> (B, T, C)
+        return self.proj_dropout(self.proj(y))
+
+
+class MLP(nn.Module):
+
+    def __init__(self, n_embd, dropout):
+        super().__init__()
+        self.fc = nn.Linear(n_embd, 4 * n_embd)
+        self.proj = nn.Linear(4 * n_embd, n_embd)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Causal self-attention, cross-attention to each of n_cross conditions, MLP; pre-norm residuals."""
+
+    def __init__(self, n_embd, n_head, dropout, n_cross=0):
+        super().__init__()
+        self.ln_self = nn.LayerNorm(n_embd)
+        self.attn = Attention(n_embd, n_head, dropout)
+        self.ln_cross = nn.ModuleList(nn.LayerNorm(n_embd) for _ in range(n_cross))
+        self.cross = nn.ModuleList(Attention(n_embd, n_head, dropout, cross=True) for _ in range(n_cross))
+        self.ln_mlp = nn.LayerNorm(n_embd)
+        self.mlp = MLP(n_embd, dropout)
+
+    def forward(self, x, conditions=(), cache=None):
+        """x (B, T, C); conditions: one (context (B, S, C), mask (B, S) or None) per cross-attention."""
+        x = x + self.attn(self.ln_self(x), cache=cache)
+        for ln, cross, (context, mask) in zip(self.ln_cross, self.cross, conditions):
+            x = x + cross(ln(x), context, mask)
+        return x + self.mlp(self.ln_mlp(x))
+
+
+def init_weights(module):
+    """GPT-2's initialisation: normal(0, 0.02) weights, zero biases."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if getattr(module, 'bias', None) is not None:
+            nn.init.zeros_(module.bias)
+
+
+def scale_residual_projections(model, n_layer):
+    """GPT-2: the projections into the residual stream get std 0.02 / sqrt(2 * n_layer)."""
+    for name, p in model.named_parameters():
+        if name.endswith('proj.weight'):
+            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
