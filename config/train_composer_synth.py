@@ -1,0 +1,20 @@
+# the Composer on the synthetic corpus, sized for a 2-core CPU: a few minutes
+model = 'composer'
+data_dir = 'data/synth'
+out_dir = 'out-composer-synth'
+device = 'cpu'
+dtype = 'float32'
+compile = False
+batch_size = 8
+n_layer = 4
+n_head = 4
+n_embd = 128
+max_iters = 1500
+lr_decay_iters = 1500
+warmup_iters = 50
+learning_rate = 1e-3
+min_lr = 1e-4
+weight_decay = 0.1
+eval_interval = 500
+eval_iters = 10
+log_interval = 50

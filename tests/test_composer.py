@@ -1,0 +1,92 @@
+"""The Composer: plans sing the lyrics in order whatever the model samples, plans round-trip
+through JSON, odd lyrics, and a tiny composer trained by train.py (eval.py's figures)."""
+import json
+
+import pytest
+import torch
+
+import composer
+from conftest import run_script
+
+SETTINGS = dict(max_block_seconds=8.0)
+
+
+@pytest.fixture(scope='module')
+def untrained():
+    torch.manual_seed(0)
+    return composer.Model(composer.Config(n_layer=2, n_head=2, n_embd=32, style_dim=16, max_blocks=600)).eval()
+
+
+def make_plan(net, text, temperature=1.0, seed=0, **kw):
+    pieces = composer.lyric_lines(text, net.config.max_block_tokens)
+    style = torch.randn(5, 16), torch.ones(5, dtype=torch.bool)
+    return pieces, composer.plan(net, pieces, *style, SETTINGS, temperature=temperature, seed=seed, **kw)
+
+
+def sung(blocks):
+    return [b['pinyin'] for b in blocks if b['kind'] == 'line']
+
+
+@pytest.mark.parametrize('temperature', [1.0, 5.0, 100.0])
+def test_every_line_is_sung_once_in_order(untrained, temperature):
+    text = '[verse]\n我爱你\n你爱我\n[chorus]\n蜜雪冰城甜蜜蜜\n'
+    for seed in range(3):
+        pieces, blocks = make_plan(untrained, text, temperature, seed)
+        assert sung(blocks) == [' '.join(p['tokens']) for p in pieces]
+        assert blocks[-1]['kind'] == 'end' and sum(b['kind'] == 'end' for b in blocks) == 1
+        starts = [b['start'] for b in blocks]
+        assert starts == sorted(starts)
+
+
+def test_classifier_free_guidance_keeps_the_order(untrained):
+    pieces, blocks = make_plan(untrained, '我爱你\n你爱我\n', cfg_scale=3.0)
+    assert sung(blocks) == [' '.join(p['tokens']) for p in pieces]
+
+
+def test_one_line_and_two_hundred_lines(untrained):
+    _, blocks = make_plan(untrained, '[verse]\n我爱你\n')
+    assert sung(blocks) == ['wo3 ai4 ni3']
+    text = '\n'.join(['[verse]'] + ['我爱你中国'] * 200)
+    pieces, blocks = make_plan(untrained, text, temperature=0.0)
+    assert len(sung(blocks)) == 200 == len(pieces)
+
+
+def test_long_line_is_cut_into_pieces(untrained):
+    pieces = composer.lyric_lines('一二三四五六七八九十' * 3, 24)
+    assert [len(p['tokens']) for p in pieces] == [24, 6]
+
+
+@pytest.mark.parametrize('text', ['[chorus]\n', '', '!!! 😀\n'])
+def test_lyrics_without_a_singable_line_are_refused(text):
+    with pytest.raises(ValueError, match='no singable line'):
+        composer.lyric_lines(text, 24)
+
+
+def test_plan_json_round_trip(untrained, tmp_path):
+    _, blocks = make_plan(untrained, '[verse]\n我爱你\n你爱我\n')
+    path = tmp_path / 'plan.json'
+    composer.write_plan(path, blocks, 'slow ballad, 72 bpm')
+    assert composer.read_plan(path) == (blocks, 'slow ballad, 72 bpm')
+    text = path.read_text(encoding='utf-8')
+    assert '我爱你' in text and 'wo3 ai4 ni3' in text  # a person can read and edit it
+    # overlapping times and broken JSON are refused with the reason
+    bad = json.loads(text)
+    bad['blocks'][1]['start'] = bad['blocks'][0]['start']
+    if bad['blocks'][0].get('seconds'):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match='before block 0 ends'):
+            composer.read_plan(path)
+    path.write_text(text[:-20])
+    with pytest.raises(ValueError, match='cannot read plan'):
+        composer.read_plan(path)
+
+
+def test_a_tiny_composer_learns(tiny_data, tiny_bert, tmp_path):
+    run_script('train.py', '--model=composer', f'--data_dir={tiny_data}', f'--out_dir={tmp_path}', '--device=cpu',
+               '--compile=False', '--dtype=float32', '--batch_size=4', '--n_layer=2', '--n_head=2', '--n_embd=64',
+               f'--style_model={tiny_bert}', '--max_iters=300', '--lr_decay_iters=300', '--warmup_iters=20',
+               '--eval_interval=300', '--eval_iters=2', '--log_interval=100')
+    out = run_script('eval.py', f'--ckpt={tmp_path}/ckpt.pt', f'--data_dir={tiny_data}').stdout
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert figures['lines_in_order'] == 1.0
+    assert figures['gap_acc'] > 0.8 and figures['role_acc'] > 0.8, figures
