@@ -276,7 +276,8 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
             allowed = torch.tensor([False, False, True]) if done else torch.tensor([True, False, False])
         kind_logits = model.kind_head(h)[0, 0]
         if both:
-            kind_logits = model.kind_head(h_u)[0, 0] + cfg_scale * (kind_logits - model.kind_head(h_u)[0, 0])
+            kind_uncond = model.kind_head(h_u)[0, 0]
+            kind_logits = kind_uncond + cfg_scale * (kind_logits - kind_uncond)
         kind = sample(kind_logits, allowed)
         row = np.zeros(len(BLOCK_COLUMNS), np.int64)
         row[KIND], row[START] = kind, round(seconds * cfg.frames_per_second)

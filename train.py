@@ -188,9 +188,7 @@ if __name__ == '__main__':
     elif init_from == 'resume':
         if not os.path.exists(ckpt_path):
             raise SystemExit(f"init_from='resume' but {ckpt_path} does not exist")
-        checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if checkpoint['stage'] != model:
-            raise SystemExit(f"{ckpt_path} holds a '{checkpoint['stage']}' model, not '{model}'")
+        checkpoint, _ = load_checkpoint(ckpt_path, device, stage=model)  # one-line errors for bad files
         check_settings(checkpoint['data_settings'], meta['settings'], ckpt_path, f"{data_dir}/meta.json")
         model_args = checkpoint['model_args']
         iter_num, best_val_loss = checkpoint['iter_num'], checkpoint['best_val_loss']
@@ -213,7 +211,8 @@ if __name__ == '__main__':
         checkpoint = None  # free the memory
     raw_model = net
     if compile:
-        print("compiling the model... (a minute or so)") if master_process else None
+        if master_process:
+            print("compiling the model... (a minute or so)")
         net = torch.compile(net)
     if ddp:
         net = DDP(net, device_ids=[ddp_local_rank] if device_type == 'cuda' else None)
