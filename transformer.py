@@ -80,6 +80,22 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_mlp(x))
 
 
+def time_features(seconds, shortest, longest, n=8):
+    """(...) seconds -> (..., 2n) sines and cosines with periods from shortest to longest seconds."""
+    periods = shortest * (longest / shortest) ** torch.linspace(0, 1, n, device=seconds.device)
+    angles = seconds[..., None].float() * (2 * math.pi / periods)
+    return torch.cat([torch.sin(angles), torch.cos(angles)], -1)
+
+
+def drop_condition(context, mask, null, drop):
+    """Classifier-free guidance: where drop (B,) is True, a condition (B, S, C) with mask (B, S)
+    becomes the learned null token `null` (1, 1, C), the only key attended."""
+    context = torch.where(drop[:, None, None], null.to(context.dtype), context)
+    only_first = torch.zeros_like(mask)
+    only_first[:, 0] = True
+    return context, torch.where(drop[:, None], only_first, mask)
+
+
 def init_weights(module):
     """GPT-2's initialisation: normal(0, 0.02) weights, zero biases."""
     if isinstance(module, (nn.Linear, nn.Embedding)):

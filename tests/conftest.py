@@ -52,3 +52,24 @@ def tiny_bert(tmp_path_factory):
     BertModel(BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
     return str(folder)
+
+
+TINY_TRAIN = ['--device=cpu', '--compile=False', '--dtype=float32', '--warmup_iters=10', '--eval_iters=2',
+              '--log_interval=100']
+
+
+@pytest.fixture(scope='session')
+def tiny_stages(tiny_data, tiny_bert, tmp_path_factory):
+    """A tiny autoencoder, Composer and Decoder trained on tiny_data by train.py: their checkpoint paths."""
+    out = tmp_path_factory.mktemp('stages')
+    paths = {stage: str(out / stage / 'ckpt.pt') for stage in ('ae', 'composer', 'decoder')}
+    common = TINY_TRAIN + [f'--data_dir={tiny_data}', f'--style_model={tiny_bert}']
+    run_script('train.py', '--model=ae', f'--out_dir={out}/ae', '--batch_size=16', '--patch=8', '--width=32',
+               '--n_res=1', '--context_rows=2', '--max_iters=300', '--lr_decay_iters=300', '--learning_rate=2e-3',
+               '--eval_interval=300', *common)
+    run_script('train.py', '--model=composer', f'--out_dir={out}/composer', '--batch_size=4', '--n_layer=1',
+               '--n_head=2', '--n_embd=32', '--max_iters=100', '--eval_interval=100', *common)
+    run_script('train.py', '--model=decoder', f'--out_dir={out}/decoder', f"--ae_ckpt={paths['ae']}",
+               f"--composer_ckpt={paths['composer']}", '--batch_size=4', '--block_size=16', '--n_layer=2',
+               '--n_head=2', '--n_embd=64', '--max_iters=300', '--lr_decay_iters=300', '--eval_interval=300', *common)
+    return paths

@@ -1,0 +1,183 @@
+"""
+Lyrics + style -> song. The Composer plans the song's blocks from the lyrics, the Decoder
+renders the plan as autoencoder latents, the autoencoder decodes them to a log-mel
+spectrogram, and Griffin-Lim turns that into audio. Per sample it writes sample_<i>.wav,
+sample_<i>.plan.json (edit it and render it again with --plan=) and sample_<i>.png (the
+spectrogram, with the plan's lines and gaps marked above it).
+
+    python sample.py --lyrics=examples/moon.txt --style="slow piano ballad, 72 bpm"
+    python sample.py --plan=samples/sample_0.plan.json
+"""
+import os
+import struct
+import zlib
+
+import numpy as np
+import torch
+
+# -----------------------------------------------------------------------------
+lyrics = ''  # a lyrics.txt (section headers, optional LRC stamps); or
+plan = ''  # a plan JSON written by sample.py, maybe edited by hand
+style = ''  # style text; with --plan, '' keeps the plan's own
+ae_ckpt = 'out-ae-synth/ckpt.pt'
+composer_ckpt = 'out-composer-synth/ckpt.pt'
+decoder_ckpt = 'out-decoder-synth/ckpt.pt'
+out_dir = 'samples'
+num_samples = 1
+seed = 1337
+temperature = 1.0  # the Composer's sampling temperature (0: its most likely plan)
+cfg_scale = 1.5  # classifier-free guidance for the Composer's style and the Decoder's plan and style; 1.0 = off
+max_seconds = 300.0  # a longer plan is cut here
+griffin_lim_iters = 64
+device = 'cuda' if torch.cuda.is_available() else 'cpu'
+dtype = 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float32'
+compile = False  # torch.compile the autoencoder's decoder (fixed shapes; the Decoder's steps grow)
+# -----------------------------------------------------------------------------
+
+
+def load_stages(ae_ckpt, composer_ckpt, decoder_ckpt, device):
+    """The three checkpoints, refused with both sides named when they do not fit together."""
+    from lyrics import token_ids
+    from train import check_settings, load_checkpoint
+    ae_checkpoint, ae_model = load_checkpoint(ae_ckpt, device, stage='ae')
+    composer_checkpoint, composer_model = load_checkpoint(composer_ckpt, device, stage='composer')
+    decoder_checkpoint, decoder_model = load_checkpoint(decoder_ckpt, device, stage='decoder')
+    for path, checkpoint in ((ae_ckpt, ae_checkpoint), (composer_ckpt, composer_checkpoint)):
+        check_settings(decoder_checkpoint['data_settings'], checkpoint['data_settings'], decoder_ckpt, path)
+    C, h, w = ae_model.latent_shape
+    d = decoder_model.config
+    check_settings(dict(latent_dim=d.latent_dim, latent_rows=d.latent_rows), dict(latent_dim=C * h * w, latent_rows=h),
+                   decoder_ckpt, ae_ckpt)
+    check_settings(dict(composer_dim=d.composer_dim, vocab_size=d.vocab_size),
+                   dict(composer_dim=composer_model.config.n_embd, vocab_size=composer_model.config.vocab_size),
+                   decoder_ckpt, composer_ckpt)
+    check_settings(dict(vocab_size=composer_model.config.vocab_size), dict(vocab_size=len(token_ids())),
+                   composer_ckpt, 'lyrics.py')
+    return ae_model, composer_model, decoder_model, composer_checkpoint['config'], decoder_checkpoint['data_settings']
+
+
+def render(blocks, style_embedding, style_mask, ae_model, composer_model, decoder_model, settings, cfg_scale, max_seconds, ctx):
+    """A plan -> log-mels (frames, n_mels) of the song, as long as the plan (at most max_seconds)."""
+    import composer
+    import decoder
+    table, tokens = composer.plan_arrays(blocks, settings)
+    song = dict(table=table, tokens=tokens, lines=composer.line_numbers(table),
+                lyrics=composer.lyric_sequence(table, tokens), style=0)
+    styles = dict(embeddings=style_embedding[None], mask=style_mask[None])
+    dev = style_embedding.device
+    frames_per_second = settings['sample_rate'] / settings['hop_length']
+    frames = round(min(blocks[-1]['start'], max_seconds) * frames_per_second)
+    n_steps = -(-frames // settings['segment_frames'])
+    if n_steps > decoder_model.config.max_steps:
+        raise SystemExit(f"the plan is {n_steps} segments long; the decoder knows at most {decoder_model.config.max_steps}"
+                         f" (lower max_seconds)")
+    with ctx:
+        plan_embeddings = composer_model.block_embeddings(*[x.to(dev) for x in composer.collate([song], styles)])
+        rows = decoder.plan_rows(table, tokens, n_steps, settings['segment_frames'], decoder_model.config.latent_rows,
+                                 frames_per_second)
+        rows = [torch.from_numpy(r)[None].to(dev) for r in rows]
+        silence = ae_model.encode(torch.zeros(1, settings['segment_frames'], settings['n_mels'], device=dev))
+        plan_mask = torch.ones(1, len(table), dtype=torch.bool, device=dev)
+        latents = decoder_model.generate(silence.flatten(1), *rows, plan_embeddings, plan_mask, style_embedding[None],
+                                         style_mask[None], cfg_scale=cfg_scale)  # (1, n_steps, latent_dim)
+        mel = ae_model.decode_song(latents[0].view(n_steps, *ae_model.latent_shape))
+    return mel[:frames].float()
+
+
+def write_png(path, mel, blocks, frames_per_second, max_width=1600):
+    """The log-mel spectrogram (low frequencies at the bottom) under a strip that shows the
+    plan: lyric lines orange, gaps grey, a white tick where each block begins."""
+    image = mel.T.flip(0).cpu().numpy()  # (n_mels, frames)
+    step = max(1, -(-image.shape[1] // max_width))
+    image = image[:, :image.shape[1] // step * step].reshape(image.shape[0], -1, step).mean(2)  # time squeezed
+    level = np.clip(image / max(image.max(), 1e-6), 0, 1)[..., None]
+    rgb = (255 * (level * np.array([1.0, 0.85, 0.3]) + (1 - level) * np.array([0.05, 0.05, 0.2]))).astype(np.uint8)
+    strip = np.full((14, rgb.shape[1], 3), 255, np.uint8)
+    column = lambda seconds: min(int(seconds * frames_per_second / step), rgb.shape[1] - 1)
+    for b in blocks[:-1]:
+        lo, hi = column(b['start']), column(b['start'] + b['seconds'])
+        strip[2:12, lo:hi + 1] = (240, 140, 20) if b['kind'] == 'line' else (170, 170, 170)
+        rgb[:, lo] = 255
+    picture = np.concatenate([strip, rgb])
+    raw = b''.join(b'\x00' + row.tobytes() for row in picture)  # each row: filter type 0, then RGB
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+    header = struct.pack('>IIBBBBB', picture.shape[1], picture.shape[0], 8, 2, 0, 0, 0)  # 8-bit RGB
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(raw, 6)) + chunk(b'IEND', b''))
+
+
+def main():
+    from contextlib import nullcontext
+    import soundfile as sf
+    import audio
+    import composer
+    import style as style_encoder
+    from lyrics import read_lyrics
+
+    if bool(lyrics) == bool(plan):
+        raise SystemExit("give one of --lyrics=<lyrics.txt> or --plan=<plan.json>")
+    if lyrics:
+        if not os.path.isfile(lyrics):
+            raise SystemExit(f"lyrics file {lyrics} does not exist")
+        try:
+            text = read_lyrics(lyrics)
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"cannot read lyrics file {lyrics}: {e}") from None
+        if not text.strip():
+            raise SystemExit(f"lyrics file {lyrics} is empty")
+    else:
+        try:
+            fixed_blocks, plan_style = composer.read_plan(plan)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+    style_text = style if lyrics or style else plan_style
+
+    torch.manual_seed(seed)
+    ae_model, composer_model, decoder_model, composer_config, settings = load_stages(ae_ckpt, composer_ckpt,
+                                                                                     decoder_ckpt, device)
+    if lyrics:
+        try:
+            pieces = composer.lyric_lines(text, composer_model.config.max_block_tokens)
+        except ValueError as e:
+            raise SystemExit(f"{lyrics}: {e}") from None
+    if compile:
+        ae_model.decoder = torch.compile(ae_model.decoder)
+    device_type = 'cuda' if device.startswith('cuda') else 'cpu'
+    ptdtype = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}[dtype]
+    ctx = nullcontext() if dtype == 'float32' else torch.autocast(device_type=device_type, dtype=ptdtype)
+    style_embedding, style_mask = style_encoder.embed_styles([style_text], composer_config['style_model'],
+                                                             composer_config['style_tokens'])
+    style_embedding, style_mask = style_embedding[0].to(device), style_mask[0].to(device)
+    os.makedirs(out_dir, exist_ok=True)
+    sr, fps = settings['sample_rate'], settings['sample_rate'] / settings['hop_length']
+    for i in range(num_samples):
+        name = os.path.join(out_dir, f'sample_{i}')
+        if lyrics:
+            print(f"sample {i}: planning {len(pieces)} lines")
+            with ctx:
+                blocks = composer.plan(composer_model, pieces, style_embedding, style_mask, settings, temperature,
+                                       seed + i, cfg_scale)
+        else:
+            blocks = fixed_blocks
+        composer.write_plan(name + '.plan.json', blocks, style_text)
+        seconds = min(blocks[-1]['start'], max_seconds)
+        print(f"sample {i}: rendering {seconds:.1f} s ({sum(b['kind'] == 'line' for b in blocks)} lines, "
+              f"{len(blocks) - 1} blocks)")
+        mel = render(blocks, style_embedding, style_mask, ae_model, composer_model, decoder_model, settings,
+                     cfg_scale, max_seconds, ctx)
+        print(f"sample {i}: Griffin-Lim, {griffin_lim_iters} iterations")
+        magnitude = audio.mel_to_magnitude(mel, sr, settings['n_fft'], settings['n_mels'])
+        wav = audio.griffin_lim(magnitude, settings['n_fft'], settings['hop_length'], griffin_lim_iters, seed=seed + i)
+        wav = wav.cpu().numpy()
+        wav = wav * min(1.0, 0.95 / max(np.abs(wav).max(), 1e-9))  # never clip
+        sf.write(name + '.wav', wav, sr, subtype='PCM_16')
+        write_png(name + '.png', mel, blocks, fps)
+        print(f"sample {i}: wrote {name}.wav ({len(wav) / sr:.1f} s), {name}.plan.json, {name}.png")
+
+
+if __name__ == '__main__':
+    from configurator import configure
+    configure(globals())
+    main()

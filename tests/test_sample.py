@@ -1,0 +1,113 @@
+"""sample.py: end to end on tiny checkpoints trained in the tests (WAV, plan, picture; the same
+seed gives the same WAV; an edited plan renders; eval.py --samples_dir reads the output), and
+every bad input is one line and a non-zero exit."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import composer
+from conftest import TINY_TRAIN, run_script
+
+LYRICS = '[verse]\n我爱你\n你爱我\n[chorus]\n蜜雪冰城甜蜜蜜\n'
+
+
+def stage_args(stages, out_dir):
+    return [f"--ae_ckpt={stages['ae']}", f"--composer_ckpt={stages['composer']}", f"--decoder_ckpt={stages['decoder']}",
+            f'--out_dir={out_dir}', '--device=cpu', '--griffin_lim_iters=8']
+
+
+def test_sample_end_to_end(tiny_stages, tiny_data, tmp_path):
+    lyrics = tmp_path / 'lyrics.txt'
+    lyrics.write_text(LYRICS, encoding='utf-8')
+    out = run_script('sample.py', f'--lyrics={lyrics}', '--style=slow ballad, 72 bpm', '--num_samples=2',
+                     *stage_args(tiny_stages, tmp_path / 'a')).stdout
+    assert 'planning' in out and 'Griffin-Lim' in out and 'wrote' in out
+    for i in range(2):
+        name = tmp_path / 'a' / f'sample_{i}'
+        info = sf.info(f'{name}.wav')
+        assert info.samplerate == 16000 and info.subtype == 'PCM_16'
+        blocks, style = composer.read_plan(f'{name}.plan.json')
+        assert style == 'slow ballad, 72 bpm'
+        assert [b['pinyin'] for b in blocks if b['kind'] == 'line'] == ['wo3 ai4 ni3', 'ni3 ai4 wo3',
+                                                                        'mi4 xue3 bing1 cheng2 tian2 mi4 mi4']
+        assert abs(info.duration - blocks[-1]['start']) <= 0.05 * blocks[-1]['start']
+        wav, _ = sf.read(f'{name}.wav')
+        assert np.isfinite(wav).all() and np.abs(wav).max() > 0.1
+        assert (tmp_path / 'a' / f'sample_{i}.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    # the same seed gives the same WAV; an edited plan renders as edited
+    run_script('sample.py', f'--lyrics={lyrics}', '--style=slow ballad, 72 bpm', *stage_args(tiny_stages, tmp_path / 'b'))
+    assert (tmp_path / 'a' / 'sample_0.wav').read_bytes() == (tmp_path / 'b' / 'sample_0.wav').read_bytes()
+    plan = json.loads((tmp_path / 'a' / 'sample_0.plan.json').read_text(encoding='utf-8'))
+    plan['blocks'][-1]['start'] += 2.0  # two more seconds at the end
+    (tmp_path / 'edited.json').write_text(json.dumps(plan, ensure_ascii=False), encoding='utf-8')
+    run_script('sample.py', f"--plan={tmp_path / 'edited.json'}", *stage_args(tiny_stages, tmp_path / 'c'))
+    assert sf.info(tmp_path / 'c' / 'sample_0.wav').duration == pytest.approx(plan['blocks'][-1]['start'], abs=0.05)
+    # the evaluation of generated songs reads the folder
+    out = run_script('eval.py', f"--samples_dir={tmp_path / 'a'}", f'--data_dir={tiny_data}').stdout
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert set(figures) == {'voice_agreement', 'length_error_max', 'tempo_by_style', 'silent_or_clipped'}
+    assert figures['length_error_max'] < 0.05 and figures['silent_or_clipped'] == 0
+    assert list(figures['tempo_by_style']) == ['slow ballad, 72 bpm']
+
+
+@pytest.fixture
+def run_sample(tiny_stages, tmp_path, monkeypatch):
+    """Run sample.main() in this process with the given keys; -> the message it stopped with."""
+    import sample
+    defaults = dict(ae_ckpt=tiny_stages['ae'], composer_ckpt=tiny_stages['composer'],
+                    decoder_ckpt=tiny_stages['decoder'], out_dir=str(tmp_path / 'out'), device='cpu',
+                    dtype='float32', lyrics='', plan='', style='')
+
+    def run(**keys):
+        for key, value in dict(defaults, **keys).items():
+            monkeypatch.setattr(sample, key, value)
+        with pytest.raises(SystemExit) as stop:
+            sample.main()
+        message = str(stop.value)
+        assert message and '\n' not in message
+        return message
+    return run
+
+
+def write(path, text):
+    path.write_text(text, encoding='utf-8')
+    return str(path)
+
+
+def test_bad_lyrics(run_sample, tmp_path):
+    assert 'give one of' in run_sample()
+    assert 'does not exist' in run_sample(lyrics=str(tmp_path / 'missing.txt'))
+    assert 'is empty' in run_sample(lyrics=write(tmp_path / 'empty.txt', '\n\n'))
+    assert 'no singable line' in run_sample(lyrics=write(tmp_path / 'none.txt', '[chorus]\n!!! 😀\n'))
+
+
+def test_bad_plans(run_sample, tmp_path):
+    assert 'cannot read plan' in run_sample(plan=write(tmp_path / 'broken.json', '{"blocks": ['))
+    blocks = [dict(kind='gap', role='intro', start=0.0, seconds=2.0, finish=False, length_class=3),
+              dict(kind='line', role='verse', start=1.0, seconds=2.0, finish=True, length_class=3, pinyin='wo3'),
+              dict(kind='end', start=3.0)]
+    message = run_sample(plan=write(tmp_path / 'overlap.json', json.dumps(dict(style='', blocks=blocks))))
+    assert 'before block 0 ends' in message
+
+
+def test_bad_checkpoints(run_sample, tiny_stages, tiny_data, tmp_path):
+    lyrics = write(tmp_path / 'lyrics.txt', LYRICS)
+    assert 'does not exist' in run_sample(lyrics=lyrics, decoder_ckpt=str(tmp_path / 'missing.pt'))
+    assert 'cannot be read' in run_sample(lyrics=lyrics, composer_ckpt=write(tmp_path / 'corrupt.pt', 'not a checkpoint'))
+    assert "holds the 'ae' stage where the 'decoder' stage is needed" in run_sample(lyrics=lyrics,
+                                                                                   decoder_ckpt=tiny_stages['ae'])
+    # a Composer made for other audio settings
+    checkpoint = torch.load(tiny_stages['composer'], weights_only=False)
+    checkpoint['data_settings'] = dict(checkpoint['data_settings'], n_mels=128)
+    torch.save(checkpoint, tmp_path / 'composer.pt')
+    message = run_sample(lyrics=lyrics, composer_ckpt=str(tmp_path / 'composer.pt'))
+    assert f"n_mels is 64 for {tiny_stages['decoder']} but 128 in {tmp_path / 'composer.pt'}" in message
+    # an autoencoder with another latent shape
+    run_script('train.py', '--model=ae', f'--data_dir={tiny_data}', f'--out_dir={tmp_path}/ae', '--patch=4',
+               '--width=16', '--n_res=1', '--context_rows=2', '--batch_size=2', '--max_iters=1', '--eval_interval=1',
+               *TINY_TRAIN)
+    message = run_sample(lyrics=lyrics, ae_ckpt=str(tmp_path / 'ae' / 'ckpt.pt'))
+    assert 'latent_dim is 128 for' in message and 'but 512 in' in message
