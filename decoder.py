@@ -44,7 +44,7 @@ class Config:
     dropout: float = 0.0
     max_steps: int = 1024  # longest song, in segments
     cond_drop: float = 0.1  # probability of training without plan and style (classifier-free guidance)
-    input_noise: float = 0.2  # std of the noise added to the input latents in training
+    input_noise: float = 0.5  # std of the noise added to the input latents in training
 
 
 class Model(nn.Module):

@@ -4,7 +4,7 @@ read from the checkpoint. Prints the figures, then as its last line the same fig
 JSON object.
 
     python eval.py --ckpt=out-ae-synth/ckpt.pt --data_dir=data/synth
-    python eval.py --samples_dir=samples --data_dir=data/synth     # songs made by sample.py
+    python eval.py --samples_dir=samples --data_dir=data/synth     # songs made by sample.py (subfolders too)
 """
 import json
 import math
@@ -208,7 +208,7 @@ def eval_samples(samples_dir, meta, data_dir):
     agreement = [np.mean((energies > c) == sung) for c in candidates]
     threshold = candidates[int(np.argmax(agreement))]
 
-    paths = sorted(glob.glob(os.path.join(samples_dir, 'sample_*.wav')))
+    paths = sorted(glob.glob(os.path.join(samples_dir, '**', 'sample_*.wav'), recursive=True))
     if not paths:
         raise SystemExit(f"no sample_*.wav in {samples_dir}; make them with sample.py --out_dir={samples_dir}")
     agree, length_errors, tempo, bad = [], [], {}, 0

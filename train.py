@@ -65,7 +65,7 @@ composer_ckpt = 'out-composer-synth/ckpt.pt'  # the frozen Composer whose block 
 block_size = 256  # steps (segments, about a second each) per training window
 max_steps = 1024  # longest song, in segments
 cond_drop = 0.1  # probability of training without plan and style, for classifier-free guidance
-input_noise = 0.2  # std of the noise on the input latents in training (against drift in rollouts)
+input_noise = 0.5  # std of the noise on the input latents in training (against drift in rollouts)
 # AdamW
 learning_rate = 1e-3
 max_iters = 5000
