@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lyrics import BLOCK_COLUMNS, KINDS, ROLES
+from lyrics import class_seconds as class_seconds_middle
 from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
 
 KIND, ROLE, LENGTH, FINISH, START, END, N_TOKENS = range(len(BLOCK_COLUMNS))
@@ -43,6 +44,7 @@ class Config:
     max_blocks: int = 512
     max_lines: int = 512
     style_drop: float = 0.1  # probability of training without the style (classifier-free guidance)
+    class_seconds: tuple = ()  # from the data: mean length of each length class's blocks; () = the classes' middles
 
 
 class Model(nn.Module):
@@ -174,8 +176,17 @@ def load_data(data_dir, meta, split, config):
 
 
 def data_args(meta, data):
+    """Model arguments from the cache, and the mean length in seconds of each length class's
+    blocks: a planned block gets its class's mean, which is what the corpus's blocks of that class last."""
     s = meta['settings']
-    return dict(vocab_size=len(meta['vocab']), n_length_classes=s['n_length_classes'],
+    fps = s['sample_rate'] / s['hop_length']
+    table = np.concatenate([song['table'] for song in data['songs']])
+    table = table[table[:, KIND] != STOP]
+    seconds = (table[:, END] - table[:, START]) / fps
+    class_seconds = tuple(round(float(seconds[table[:, LENGTH] == c].mean()) if (table[:, LENGTH] == c).any()
+                                else class_seconds_middle(c, s['n_length_classes'], s['max_block_seconds']), 3)
+                          for c in range(s['n_length_classes']))
+    return dict(class_seconds=class_seconds, vocab_size=len(meta['vocab']), n_length_classes=s['n_length_classes'],
                 max_block_tokens=s['max_block_tokens'], frames_per_second=s['sample_rate'] / s['hop_length'],
                 style_dim=data['styles']['embeddings'].shape[-1])
 
@@ -229,7 +240,7 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
     are the next unsung line, a gap, or the end (once every line is placed). -> list of block
     dicts (the plan JSON's blocks). style_embedding (S, D), style_mask (S,) from
     style.embed_styles; settings: the cache's (for max_block_seconds)."""
-    from lyrics import class_seconds, encode
+    from lyrics import encode
     cfg = model.config
     device = next(model.parameters()).device
     gen = torch.Generator(device='cpu').manual_seed(seed)
@@ -294,7 +305,8 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
         row[LENGTH] = sample(out['length'][0, 0])
         row[ROLE] = sample(out['role'][0, 0])
         row[FINISH] = sample(out['finish'][0, 0])
-        length = class_seconds(int(row[LENGTH]), cfg.n_length_classes, settings['max_block_seconds'])
+        length = (cfg.class_seconds[row[LENGTH]] if cfg.class_seconds else
+                  class_seconds_middle(int(row[LENGTH]), cfg.n_length_classes, settings['max_block_seconds']))
         block = dict(kind=KINDS[kind], role=ROLES[row[ROLE]], start=round(seconds, 3), seconds=round(length, 3),
                      finish=bool(row[FINISH]), length_class=int(row[LENGTH]))
         if kind == LINE:

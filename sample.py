@@ -26,7 +26,7 @@ out_dir = 'samples'
 num_samples = 1
 seed = 1337
 temperature = 1.0  # the Composer's sampling temperature (0: its most likely plan)
-cfg_scale = 1.5  # classifier-free guidance for the Composer's style and the Decoder's plan and style; 1.0 = off
+cfg_scale = 3.0  # classifier-free guidance for the Composer's style and the Decoder's plan and style; 1.0 = off
 max_seconds = 300.0  # a longer plan is cut here
 griffin_lim_iters = 64
 device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -90,7 +90,8 @@ def write_png(path, mel, blocks, frames_per_second, max_width=1600):
     image = mel.T.flip(0).cpu().numpy()  # (n_mels, frames)
     step = max(1, -(-image.shape[1] // max_width))
     image = image[:, :image.shape[1] // step * step].reshape(image.shape[0], -1, step).mean(2)  # time squeezed
-    level = np.clip(image / max(image.max(), 1e-6), 0, 1)[..., None]
+    level = np.sqrt(np.clip(image / max(image.max(), 1e-6), 0, 1))[..., None]  # brighter quiet parts
+    level = level.repeat(2, axis=0)  # two pixel rows per mel bin
     rgb = (255 * (level * np.array([1.0, 0.85, 0.3]) + (1 - level) * np.array([0.05, 0.05, 0.2]))).astype(np.uint8)
     strip = np.full((14, rgb.shape[1], 3), 255, np.uint8)
     column = lambda seconds: min(int(seconds * frames_per_second / step), rgb.shape[1] - 1)
