@@ -34,7 +34,6 @@ ROW_FEATURES = 16  # each latent row's plan, before the rows of a step are joine
 class Config:
     latent_dim: int = 4096  # from the data: the autoencoder's C * h * w
     latent_rows: int = 32  # from the data: h, latent rows per segment
-    row_seconds: float = 0.032  # from the data: the time one latent row covers
     composer_dim: int = 512  # from the data: the Composer's n_embd
     vocab_size: int = 2133  # from the data: pinyin syllables
     style_dim: int = 384  # from the data: the style encoder's
@@ -220,8 +219,8 @@ def load_data(data_dir, meta, split, config):
 
 def data_args(meta, data):
     C, h, w = data['latent_shape']
-    return dict(latent_dim=C * h * w, latent_rows=h, row_seconds=data['segment_frames'] / h / data['frames_per_second'],
-                composer_dim=data['composer_dim'], vocab_size=len(meta['vocab']), style_dim=data['styles']['embeddings'].shape[-1])
+    return dict(latent_dim=C * h * w, latent_rows=h, composer_dim=data['composer_dim'], vocab_size=len(meta['vocab']),
+                style_dim=data['styles']['embeddings'].shape[-1])
 
 
 def collate(data, windows, plans=None):
@@ -233,7 +232,8 @@ def collate(data, windows, plans=None):
     h = data['latent_shape'][1]
     latents = data['silence'].repeat(B, T + 1, 1)  # (B, T + 1, latent_dim): padding is silence
     steps, mask = torch.zeros(B, T, dtype=torch.long), torch.zeros(B, T, dtype=torch.bool)
-    row_block, row_time, row_syllable = torch.zeros(B, T, h, dtype=torch.long), torch.zeros(B, T, h), torch.zeros(B, T, h, dtype=torch.long)
+    row_block, row_syllable = torch.zeros(B, T, h, dtype=torch.long), torch.zeros(B, T, h, dtype=torch.long)
+    row_time = torch.zeros(B, T, h)
     plan, plan_mask = torch.zeros(B, P, data['composer_dim']), torch.zeros(B, P, dtype=torch.bool)
     for b, (i, start, n) in enumerate(windows):
         z, source = songs[i]['latents'], songs[i if plans is None else plans[b]]

@@ -29,13 +29,16 @@ class Attention(nn.Module):
     def forward(self, x, context=None, mask=None, cache=None):
         """Self-attention (causal) when context is None, else cross-attention to context (B, S, C)
         where mask (B, S) is True for the keys to attend. cache: a dict that holds this layer's
-        keys and values of the earlier steps while sampling one step at a time."""
+        keys and values of the earlier steps (or of the context) while sampling one step at a time."""
         q = self.heads(self.q(x))
-        k, v = (self.heads(t) for t in self.kv(x if context is None else context).chunk(2, dim=-1))
-        if cache is not None:
-            if 'k' in cache:  # earlier steps' keys and values, then this step's
-                k, v = torch.cat([cache['k'], k], dim=2), torch.cat([cache['v'], v], dim=2)
-            cache['k'], cache['v'] = k, v
+        if context is not None and cache is not None and 'k' in cache:
+            k, v = cache['k'], cache['v']  # a condition's keys and values, made at the first step
+        else:
+            k, v = (self.heads(t) for t in self.kv(x if context is None else context).chunk(2, dim=-1))
+            if cache is not None:
+                if 'k' in cache:  # earlier steps' keys and values, then this step's
+                    k, v = torch.cat([cache['k'], k], dim=2), torch.cat([cache['v'], v], dim=2)
+                cache['k'], cache['v'] = k, v
         dropout = self.dropout if self.training else 0.0
         if context is None:
             # causal over a whole sequence; one new step with a cache sees every cached key
@@ -75,8 +78,8 @@ class Block(nn.Module):
     def forward(self, x, conditions=(), cache=None):
         """x (B, T, C); conditions: one (context (B, S, C), mask (B, S) or None) per cross-attention."""
         x = x + self.attn(self.ln_self(x), cache=cache)
-        for ln, cross, (context, mask) in zip(self.ln_cross, self.cross, conditions):
-            x = x + cross(ln(x), context, mask)
+        for i, (ln, cross, (context, mask)) in enumerate(zip(self.ln_cross, self.cross, conditions)):
+            x = x + cross(ln(x), context, mask, None if cache is None else cache.setdefault(f'cross{i}', {}))
         return x + self.mlp(self.ln_mlp(x))
 
 
