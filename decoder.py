@@ -179,9 +179,9 @@ def frozen_stages(ae_ckpt, composer_ckpt, meta, data_dir, device):
     return ae_model, composer_model, composer_checkpoint['config']
 
 
-def encode_latents(ae_model, ae_ckpt, data_dir, name, device):
-    """A song's latents (N, latent_dim) float32, encoded once and kept as songs/<name>/latents-<key>.npy."""
-    path = os.path.join(data_dir, 'songs', name, f'latents-{checkpoint_key(ae_ckpt)}.npy')
+def encode_latents(ae_model, ae_key, data_dir, name, device):
+    """A song's latents (N, latent_dim) float32, encoded once and kept as songs/<name>/latents-<ae_key>.npy."""
+    path = os.path.join(data_dir, 'songs', name, f'latents-{ae_key}.npy')
     if os.path.exists(path):
         return np.load(path)
     mel = torch.from_numpy(np.load(os.path.join(data_dir, 'songs', name, 'mel.npy')).astype(np.float32))
@@ -201,11 +201,12 @@ def load_data(data_dir, meta, split, config):
     ae_model, composer_model, composer_config = frozen_stages(config['ae_ckpt'], config['composer_ckpt'], meta,
                                                               data_dir, device)
     plans = composer.load_data(data_dir, meta, split, composer_config)
+    ae_key = checkpoint_key(config['ae_ckpt'])  # once: hashing the file per song would cost more than encoding
     songs = []
     for song in plans['songs']:
         batch = [x.to(device) for x in composer.collate([song], plans['styles'])]
         plan = composer_model.block_embeddings(*batch)[0].float().cpu()  # (P, composer_dim)
-        latents = encode_latents(ae_model, config['ae_ckpt'], data_dir, song['name'], device)
+        latents = encode_latents(ae_model, ae_key, data_dir, song['name'], device)
         songs.append(dict(name=song['name'], latents=torch.from_numpy(latents), table=song['table'],
                           tokens=song['tokens'], plan=plan, style=song['style']))
     settings = meta['settings']
