@@ -25,6 +25,7 @@ device = 'cpu'
 seed = 1337
 batch_size = 0  # model benchmarks: 0 = the config file's batch_size
 compile_modes = 'eager,compiled'  # which of the two the model benchmarks run
+cfg_scale = 1.0  # decoder: guidance; sample.py's 3.0 runs two rows per step (with and without plan and style)
 sizes = 'synth,real'  # model sizes the model benchmarks run (the real decoder is slow on a CPU without the cache)
 # -----------------------------------------------------------------------------
 
@@ -188,11 +189,11 @@ def bench_decoder():
         conds, first = [x.to(device) for x in conds], first.to(device)
         for n in (32, 64, 128):
             part = [x[:, :n] if i < 3 else x for i, x in enumerate(conds)]
-            t_cache, (z_cache, *_) = timed(lambda run: net.generate(first, *part), repeats)
-            t_full, (z_full, *_) = timed(lambda run: net.generate(first, *part, use_cache=False), repeats)
+            t_cache, (z_cache, *_) = timed(lambda run: net.generate(first, *part, cfg_scale=cfg_scale), repeats)
+            t_full, (z_full, *_) = timed(lambda run: net.generate(first, *part, cfg_scale=cfg_scale, use_cache=False), repeats)
             diff = (z_cache - z_full).abs().max().item()
             rows.append((size, n, sum(p.numel() for p in net.parameters()), t_cache, t_full, diff))
-    print(f"\ndecoder sampling, batch 1, device {device}, {torch.get_num_threads()} torch threads, median of {repeats}\n")
+    print(f"\ndecoder sampling one song, cfg_scale {cfg_scale}, device {device}, {torch.get_num_threads()} torch threads, median of {repeats}\n")
     print(f"{'size':6s} {'steps':>5s} {'params':>8s} {'cache s':>8s} {'no cache s':>10s} {'speed-up':>8s} {'max |diff|':>10s}")
     for size, n, params, t_cache, t_full, diff in rows:
         print(f"{size:6s} {n:5d} {params / 1e6:7.2f}M {t_cache:8.3f} {t_full:10.3f} {t_full / t_cache:7.1f}x {diff:10.2e}")

@@ -275,9 +275,9 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
         h = model.hidden(x, conds)[:, -1:]
         if both:
             h_u = model.hidden(x, uncond)[:, -1:]
-        # 1. what the next block is: the next line, a gap, or the end
+        # 1. what the next block is: the next line, a gap (an outro too), or the end once every line is sung
         done = next_line == len(pieces)
-        allowed = torch.tensor([not done, not done, done])
+        allowed = torch.tensor([not done, True, done])
         if len(blocks) >= max_blocks:
             allowed = torch.tensor([False, False, True]) if done else torch.tensor([True, False, False])
         kind_logits = model.kind_head(h)[0, 0]

@@ -38,6 +38,12 @@ def test_every_line_is_sung_once_in_order(untrained, temperature):
         assert starts == sorted(starts)
 
 
+def test_a_gap_may_follow_the_last_line(untrained):
+    # songs end with an outro: after the last line the choices are a gap or the end
+    endings = [make_plan(untrained, '我爱你\n', temperature=5.0, seed=seed)[1][-2]['kind'] for seed in range(20)]
+    assert 'gap' in endings and 'line' in endings
+
+
 def test_classifier_free_guidance_keeps_the_order(untrained):
     pieces, blocks = make_plan(untrained, '我爱你\n你爱我\n', cfg_scale=3.0)
     assert sung(blocks) == [' '.join(p['tokens']) for p in pieces]
