@@ -63,19 +63,20 @@ def mel_spectrogram(wav, sample_rate, n_fft, hop_length, n_mels):
     """1-D float waveform -> log1p mel magnitude [frames, n_mels], frames = 1 + samples // hop_length.
 
     The same frames as torch.stft(center=True, pad_mode='constant'), taken in cache-sized chunks
-    on the CPU (see griffin_lim).
+    on the CPU (see griffin_lim); the filterbank is applied as the sparse matrix it is (about
+    half the time of a dense matmul at 48 kHz).
     """
     wav = wav.float()
     frames = torch.nn.functional.pad(wav, (n_fft // 2, n_fft // 2)).unfold(0, n_fft, hop_length)  # (T, n_fft) view
-    weights_t = mel_filterbank(sample_rate, n_fft, n_mels, str(wav.device)).T  # (F, M)
+    weights, _ = _sparse_filterbank(sample_rate, n_fft, n_mels, str(wav.device))  # (M, F), ~99% zeros
     window = _window(n_fft, wav.device)
     chunk = _chunk_frames(n_fft, len(frames), wav.device)
-    mel = torch.empty(len(frames), n_mels, device=wav.device)
+    mel = torch.empty(n_mels, len(frames), device=wav.device)
     for start in range(0, len(frames), chunk):
         parts = torch.view_as_real(torch.fft.rfft(frames[start:start + chunk] * window))
         magnitude = parts[..., 0].square().addcmul_(parts[..., 1], parts[..., 1]).sqrt_()  # faster than .abs()
-        torch.matmul(magnitude, weights_t, out=mel[start:start + chunk])
-    return mel.log1p_()
+        mel[:, start:start + chunk] = weights @ magnitude.T
+    return mel.log1p_().T.contiguous()
 
 
 @functools.lru_cache(maxsize=16)
