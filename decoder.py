@@ -124,7 +124,7 @@ class Model(nn.Module):
             drop = torch.arange(2 * B, device=first.device) >= B
         rows, conds = self.conditions(*args, drop=drop if guided else None)
         steps = torch.arange(N, device=first.device).expand(rows.shape[0], -1)
-        caches = [dict(size=N) for _ in self.blocks] if use_cache else None
+        caches = [{} for _ in self.blocks] if use_cache else None
         prev = [first.repeat(2, 1) if guided else first]  # the input of each step so far, each (B', latent_dim)
         for t in range(N):
             if use_cache:

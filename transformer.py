@@ -29,23 +29,16 @@ class Attention(nn.Module):
     def forward(self, x, context=None, mask=None, cache=None):
         """Self-attention (causal) when context is None, else cross-attention to context (B, S, C)
         where mask (B, S) is True for the keys to attend. cache: a dict that holds this layer's
-        keys and values of the earlier steps (or of the context) while sampling one step at a time;
-        for self-attention it names the longest sequence, {'size': N}."""
+        keys and values of the earlier steps (or of the context) while sampling one step at a time."""
         q = self.heads(self.q(x))
         if context is not None and cache is not None and 'k' in cache:
             k, v = cache['k'], cache['v']  # a condition's keys and values, made at the first step
         else:
             k, v = (self.heads(t) for t in self.kv(x if context is None else context).chunk(2, dim=-1))
-            if cache is not None and context is not None:
+            if cache is not None:
+                if 'k' in cache:  # earlier steps' keys and values, then this step's
+                    k, v = torch.cat([cache['k'], k], dim=2), torch.cat([cache['v'], v], dim=2)
                 cache['k'], cache['v'] = k, v
-            elif cache is not None:  # written into buffers of cache['size'] steps: no copy of the past per step
-                if 'k' not in cache:
-                    cache['k'], cache['v'] = (t.new_empty(t.shape[0], t.shape[1], cache['size'], t.shape[3]) for t in (k, v))
-                    cache['n'] = 0
-                n, T = cache['n'], k.shape[2]
-                cache['k'][:, :, n:n + T], cache['v'][:, :, n:n + T] = k, v
-                cache['n'] = n + T
-                k, v = cache['k'][:, :, :n + T], cache['v'][:, :, :n + T]
         dropout = self.dropout if self.training else 0.0
         if context is None:
             # causal over a whole sequence; one new step with a cache sees every cached key
