@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The whole pipeline on the synthetic corpus, from a fresh clone, on a CPU: about 15 minutes on
+# The whole pipeline on the synthetic corpus, from a fresh clone, on a CPU: about 25 minutes on
 # two cores. Makes the corpus, caches it, trains the three stages, sings two lyric files in two
 # styles, and measures the songs against their plans.
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE  # spinning threads collapse when another process holds a core
 pip install -q -r requirements.txt
-python synth.py                                   # dataset/synth: 300 songs, 4 styles
+python synth.py                                   # dataset/synth: 1000 songs, 4 styles
 python prepare.py config/prepare_synth.py         # data/synth: mels, tokens, blocks
 python train.py config/train_ae_synth.py          # out-ae-synth/ckpt.pt
 python train.py config/train_composer_synth.py    # out-composer-synth/ckpt.pt

@@ -2,7 +2,7 @@
 The embedded default corpus: short synthetic songs whose audio really follows their lyrics and
 style, so that every stage can be run and tested without real data.
 
-    python synth.py                          # 300 songs of 30-60 s at 16 kHz in dataset/synth/
+    python synth.py                          # 1000 songs of 30-60 s at 16 kHz in dataset/synth/
     python synth.py --n_songs=8 --seed=7
 
 Each song folder gets audio.wav, lyrics.txt (section headers + LRC stamps that match the audio)
@@ -25,7 +25,7 @@ from lyrics import tokenize
 
 # -----------------------------------------------------------------------------
 out_dir = 'dataset/synth'
-n_songs = 300  # the Decoder generalises far better from 300 songs than from 40 (README)
+n_songs = 1000  # the Decoder needs many songs to generalise: 40 -> 300 -> 1000 (README, "The decoder")
 seed = 1337
 sample_rate = 16000
 min_seconds = 30.0  # song length range; the form is trimmed to a length drawn from it
