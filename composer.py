@@ -234,12 +234,29 @@ def lyric_lines(text, max_block_tokens):
     return pieces
 
 
+def allowed_roles(kind, pieces, next_line):
+    """The roles a block may take where it stands, as in the corpus (lyrics.build_blocks): a line
+    takes its section header's role when it has one; 'intro' is a gap before the first line,
+    'outro' a gap after the last. -> bool over ROLES."""
+    allowed = torch.ones(len(ROLES), dtype=torch.bool)
+    if kind == LINE:
+        role = pieces[next_line]['role']
+        if role != 'none':
+            return torch.tensor([r == role for r in ROLES])
+        allowed[[ROLES.index('intro'), ROLES.index('outro'), ROLES.index('inst')]] = False
+    else:
+        allowed[ROLES.index('intro')] = next_line == 0
+        allowed[ROLES.index('outro')] = next_line == len(pieces)
+    return allowed
+
+
 @torch.no_grad()
 def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, seed=0, cfg_scale=1.0, max_blocks=None):
     """Plan a song for the lyric lines `pieces` (from lyric_lines): at each step the only choices
-    are the next unsung line, a gap, or the end (once every line is placed). -> list of block
-    dicts (the plan JSON's blocks). style_embedding (S, D), style_mask (S,) from
-    style.embed_styles; settings: the cache's (for max_block_seconds)."""
+    are the next unsung line, a gap, or the end (once every line is placed), and a role that fits
+    where the block stands (allowed_roles). -> list of block dicts (the plan JSON's blocks).
+    style_embedding (S, D), style_mask (S,) from style.embed_styles; settings: the cache's (for
+    max_block_seconds)."""
     from lyrics import encode
     cfg = model.config
     device = next(model.parameters()).device
@@ -303,7 +320,7 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
             out_u = model.heads(h_u, row_t, tok_t, ln_t)
             out = {k: out_u[k] + cfg_scale * (out[k] - out_u[k]) for k in out}
         row[LENGTH] = sample(out['length'][0, 0])
-        row[ROLE] = sample(out['role'][0, 0])
+        row[ROLE] = sample(out['role'][0, 0], allowed_roles(kind, pieces, next_line))
         row[FINISH] = sample(out['finish'][0, 0])
         length = (cfg.class_seconds[row[LENGTH]] if cfg.class_seconds else
                   class_seconds_middle(int(row[LENGTH]), cfg.n_length_classes, settings['max_block_seconds']))

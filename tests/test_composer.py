@@ -44,6 +44,18 @@ def test_a_gap_may_follow_the_last_line(untrained):
     assert 'gap' in endings and 'line' in endings
 
 
+def test_roles_fit_where_the_block_stands(untrained):
+    # a line takes its header's role; 'intro' is a gap before the first line, 'outro' one after the last
+    text = '[verse]\n我爱你\n你爱我\n[chorus]\n蜜雪冰城甜蜜蜜\n好好学习\n'
+    for seed in range(5):
+        _, blocks = make_plan(untrained, text, temperature=100.0, seed=seed)
+        lines = [i for i, b in enumerate(blocks) if b['kind'] == 'line']
+        assert [blocks[i]['role'] for i in lines] == ['verse', 'verse', 'chorus', 'chorus']
+        for i, b in enumerate(blocks[:-1]):
+            assert b['role'] != 'intro' or i < lines[0]
+            assert b['role'] != 'outro' or i > lines[-1]
+
+
 def test_classifier_free_guidance_keeps_the_order(untrained):
     pieces, blocks = make_plan(untrained, '我爱你\n你爱我\n', cfg_scale=3.0)
     assert sung(blocks) == [' '.join(p['tokens']) for p in pieces]
