@@ -6,12 +6,15 @@ between rows are fair on a noisy machine.
     python bench.py --what=dsp            # mel, mel -> magnitude, Griffin-Lim; vs librosa if installed
     python bench.py --what=ae             # autoencoder training speed at both sizes, compiled and not
     python bench.py --what=decoder        # decoder sampling with the key/value cache against without
+
+On a CPU whose other core is busy with another process, run it as
+`OMP_WAIT_POLICY=PASSIVE python bench.py ...`: torch's threads spin while they wait for each
+other, and a thread that spins where the busy process needs the core runs everything several
+times slower (README, "The mel and Griffin-Lim module"). On an idle machine PASSIVE costs about
+1.5x, so it is not the default.
 """
-import os
-
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # spinning threads collapse when the other core is busy
-
 import json
+import os
 import time
 
 import numpy as np
@@ -36,6 +39,10 @@ DECODER_SIZES = [('synth', 'config/prepare_synth.py', 'config/train_ae_synth.py'
                   'config/train_decoder_synth.py'),
                  ('real', None, 'config/train_ae.py', 'config/train_composer.py', 'config/train_decoder.py')]
 DSP_SETTINGS = [(48000, 4096, 192, 256), (16000, 1024, 128, 128)]  # sample_rate, n_fft, hop_length, n_mels
+
+
+def threads():
+    return f"{torch.get_num_threads()} torch threads, OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}"
 
 
 def timed(fn, repeats):
@@ -98,7 +105,7 @@ def bench_dsp():
                                                                n_fft=n_fft, random_state=run), repeats)
                 rows.append((tag, f'griffin-lim {n_iter}', 'librosa', t, float(np.median(
                     [audio.spectral_convergence(true_mag.cpu(), torch.from_numpy(out), n_fft, hop_length) for out in outs]))))
-    print(f"\n{clip_seconds:.0f} s clip of a synthetic song, device {device}, {torch.get_num_threads()} torch threads, "
+    print(f"\n{clip_seconds:.0f} s clip of a synthetic song, device {device}, {threads()}, "
           f"median of {repeats}\n")
     print(f"{'setting':8s} {'step':18s} {'impl':8s} {'seconds':>9s} {'error':>8s} {'speed-up':>9s}")
     for tag, step, impl, t, err in rows:
@@ -152,7 +159,7 @@ def bench_ae():
             net = ae.Model(config).to(device)
             t = bench_training(torch.compile(net) if mode == 'compiled' else net, batch, repeats)
             rows.append((size, mode, B, sum(p.numel() for p in net.parameters()), t))
-    print(f"\nautoencoder training step, device {device}, {torch.get_num_threads()} torch threads, median of {repeats}\n")
+    print(f"\nautoencoder training step, device {device}, {threads()}, median of {repeats}\n")
     print(f"{'size':6s} {'mode':9s} {'batch':>5s} {'params':>8s} {'iter/s':>8s} {'samples/s':>10s}")
     figures = {}
     for size, mode, B, n, t in rows:
@@ -193,7 +200,7 @@ def bench_decoder():
             t_full, (z_full, *_) = timed(lambda run: net.generate(first, *part, cfg_scale=cfg_scale, use_cache=False), repeats)
             diff = (z_cache - z_full).abs().max().item()
             rows.append((size, n, sum(p.numel() for p in net.parameters()), t_cache, t_full, diff))
-    print(f"\ndecoder sampling one song, cfg_scale {cfg_scale}, device {device}, {torch.get_num_threads()} torch threads, median of {repeats}\n")
+    print(f"\ndecoder sampling one song, cfg_scale {cfg_scale}, device {device}, {threads()}, median of {repeats}\n")
     print(f"{'size':6s} {'steps':>5s} {'params':>8s} {'cache s':>8s} {'no cache s':>10s} {'speed-up':>8s} {'max |diff|':>10s}")
     for size, n, params, t_cache, t_full, diff in rows:
         print(f"{size:6s} {n:5d} {params / 1e6:7.2f}M {t_cache:8.3f} {t_full:10.3f} {t_full / t_cache:7.1f}x {diff:10.2e}")

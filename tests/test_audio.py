@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -45,10 +47,25 @@ def test_mel_to_magnitude_beats_pseudo_inverse(clip):
 
 def test_griffin_lim_quality_bound(clip):
     true = audio.stft_magnitude(clip, N_FFT, HOP)
-    start = audio.spectral_convergence(true, audio.griffin_lim(true, N_FFT, HOP, n_iter=0), N_FFT, HOP)
-    after = audio.spectral_convergence(true, audio.griffin_lim(true, N_FFT, HOP, n_iter=64), N_FFT, HOP)
-    assert start > 0.3  # random phase is far off
-    assert after < 0.08  # fast Griffin-Lim from the true magnitude gets close in 64 iterations
+
+    def convergence(n_iter, init, seed=0):
+        return audio.spectral_convergence(true, audio.griffin_lim(true, N_FFT, HOP, n_iter, init=init, seed=seed), N_FFT, HOP)
+    assert convergence(0, 'random') > 0.3  # random phase is far off
+    assert convergence(64, 'random') < 0.08  # fast Griffin-Lim from the true magnitude gets close in 64 iterations
+    assert convergence(64, 'peaks') < min(convergence(64, 'random', seed) for seed in range(3))
+
+
+def test_peak_phase_rebuilds_steady_tones():
+    # two sinusoids between bins: the phase of the peaks alone, no iteration, nearly rebuilds them
+    t = torch.arange(2 * SR) / SR
+    tones = 0.5 * torch.sin(2 * math.pi * 441.3 * t) + 0.3 * torch.sin(2 * math.pi * 1234.5 * t + 1.0)
+    true = audio.stft_magnitude(tones, N_FFT, HOP)
+    peaks = audio.griffin_lim(true, N_FFT, HOP, n_iter=0, chunk_frames=37)  # the phase carried across chunks
+    assert audio.spectral_convergence(true, peaks, N_FFT, HOP) < 0.05
+    random = audio.griffin_lim(true, N_FFT, HOP, n_iter=0, init='random')
+    assert audio.spectral_convergence(true, random, N_FFT, HOP) > 0.5
+    with pytest.raises(ValueError, match='init'):
+        audio.griffin_lim(true, N_FFT, HOP, n_iter=0, init='zeros')
 
 
 def test_griffin_lim_chunks_batches_and_seed(clip):
