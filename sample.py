@@ -170,7 +170,7 @@ def main():
                      cfg_scale, max_seconds, ctx)
         print(f"sample {i}: Griffin-Lim, {griffin_lim_iters} iterations")
         magnitude = audio.mel_to_magnitude(mel, sr, settings['n_fft'], settings['n_mels'])
-        wav = audio.griffin_lim(magnitude, settings['n_fft'], settings['hop_length'], griffin_lim_iters, seed=seed + i)
+        wav = audio.griffin_lim(magnitude, settings['n_fft'], settings['hop_length'], griffin_lim_iters)
         wav = wav.cpu().numpy()
         wav = wav * min(1.0, 0.95 / max(np.abs(wav).max(), 1e-9))  # never clip
         sf.write(name + '.wav', wav, sr, subtype='PCM_16')
