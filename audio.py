@@ -116,8 +116,9 @@ def griffin_lim(magnitude, n_fft, hop_length, n_iter=64, momentum=0.99, init='pe
 
     Fast Griffin-Lim (Perraudin et al. 2013): plain Griffin-Lim plus a momentum step on the
     re-analysed spectrum. It starts from the phase of the spectral peaks (init='peaks', see
-    peak_phase), which lands about a quarter lower in spectral convergence than a random start
-    at 64 iterations; init='random' starts from a random phase drawn from `seed`.
+    peak_phase): at 64 iterations about a quarter lower in spectral convergence than a random
+    start from a true STFT magnitude, a few percent from one rebuilt from a mel. init='random'
+    starts from a random phase drawn from `seed`.
     The frames go through in chunks (_chunk_frames, or `chunk_frames`), and the song-sized
     buffers are made once: reallocating them every iteration costs as much as the FFTs.
     """
