@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The whole pipeline on the synthetic corpus, from a fresh clone, on a CPU: about 25 minutes on
+# The whole pipeline on the synthetic corpus, from a fresh clone, on a CPU: about 20 minutes on
 # two cores. Makes the corpus, caches it, trains the three stages, sings two lyric files in two
-# styles, and measures the songs against their plans.
+# styles, and measures the songs against their plans. On a machine where another process holds
+# a core, run it as `OMP_WAIT_POLICY=PASSIVE bash demo.sh`: torch's spinning threads collapse
+# there (README, "Audio maths"), and on an idle machine PASSIVE is slower.
 set -euo pipefail
-export OMP_WAIT_POLICY=PASSIVE  # spinning threads collapse when another process holds a core
 pip install -q -r requirements.txt
 python synth.py                                   # dataset/synth: 1000 songs, 4 styles
 python prepare.py config/prepare_synth.py         # data/synth: mels, tokens, blocks
