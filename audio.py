@@ -161,8 +161,9 @@ def griffin_lim(magnitude, n_fft, hop_length, n_iter=64, momentum=0.99, init='pe
         spec = torch.empty(mag.shape, dtype=torch.complex64, device=device)  # (T, B, F)
         phase = torch.zeros(mag.shape[1:], device=device)  # (B, F) carried from chunk to chunk
         for start in range(0, n_frames, chunk):
-            part, phase = peak_phase(mag[start:start + chunk], n_fft, hop_length, phase)
-            spec[start:start + chunk] = torch.polar(mag[start:start + chunk], part)
+            part = mag[start:start + chunk]
+            part_phase, phase = peak_phase(part, n_fft, hop_length, phase)
+            spec[start:start + chunk] = torch.polar(part, part_phase)
     elif init == 'random':
         generator = torch.Generator(device=device).manual_seed(seed)
         spec = torch.randn(mag.shape, generator=generator, dtype=torch.complex64, device=device)  # (T, B, F)

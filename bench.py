@@ -10,8 +10,8 @@ between rows are fair on a noisy machine.
 On a CPU whose other core is busy with another process, run it as
 `OMP_WAIT_POLICY=PASSIVE python bench.py ...`: torch's threads spin while they wait for each
 other, and a thread that spins where the busy process needs the core runs everything several
-times slower (README, "Audio maths"). On an idle machine PASSIVE costs about
-1.5x, so it is not the default.
+times slower (README, "Audio maths"). On an idle machine PASSIVE costs about 1.5x, so it is
+not the default.
 """
 import json
 import os
