@@ -187,7 +187,7 @@ def load_data(data_dir, meta, split, config=None):
 
 
 def get_batch(data, batch_size, rng):
-    """-> (window,), window (B, 3 * segment_frames, n_mels) float32: a segment at a random frame
+    """-> dict(window=(B, 3 * segment_frames, n_mels) float32): a segment at a random frame
     of a random song (songs weighted by length) with the segments before and after it; outside
     the song is silence."""
     songs, F_ = data['mels'], data['segment_frames']
@@ -199,4 +199,4 @@ def get_batch(data, batch_size, rng):
         start = int(rng.integers(-F_ // 2, len(mel) - F_ // 2)) - F_  # the middle segment may overhang an end
         lo, hi = max(start, 0), min(start + 3 * F_, len(mel))
         window[b, lo - start:hi - start] = mel[lo:hi]
-    return (torch.from_numpy(window),)
+    return dict(window=torch.from_numpy(window))

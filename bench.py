@@ -139,7 +139,7 @@ def bench_training(net, batch, steps):
     optimizer = configure_optimizers(net, 0.0, 1e-4, (0.9, 0.99), 'cuda' if device.startswith('cuda') else 'cpu')
 
     def step(run):
-        loss = net(*batch)
+        loss = net(**batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -153,7 +153,7 @@ def bench_ae():
     for size, prepare_config, train_config in [s for s in AE_SIZES if s[0] in sizes.split(',')]:
         config, config_batch = model_config(ae, prepare_config, train_config)
         B = batch_size or config_batch
-        batch = (torch.randn(B, 3 * config.segment_frames, config.n_mels, device=device).abs() * 0.1,)
+        batch = dict(window=torch.randn(B, 3 * config.segment_frames, config.n_mels, device=device).abs() * 0.1)
         for mode in compile_modes.split(','):
             torch.manual_seed(seed)
             net = ae.Model(config).to(device)

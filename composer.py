@@ -81,7 +81,8 @@ class Model(nn.Module):
         """What a block is: kind, syllables, their count, line number. (B, T, ...) -> (B, T, C)"""
         mask = (tokens > 0).unsqueeze(-1)
         syllables = (self.token(tokens) * mask).sum(2) / mask.sum(2).clamp(min=1)
-        return self.kind(table[..., KIND].clamp(min=0)) + syllables  # padding has kind -1 + self.n_tokens(table[..., N_TOKENS]) + self.line(lines)
+        kind = self.kind(table[..., KIND].clamp(min=0))  # padding has kind -1
+        return kind + syllables + self.n_tokens(table[..., N_TOKENS]) + self.line(lines.clamp(max=self.config.max_lines))
 
     def embed(self, table, tokens, lines):
         """A block's full embedding: what it is, how it was planned, where it is."""
@@ -94,7 +95,7 @@ class Model(nn.Module):
 
     def conditions(self, lyrics, lyric_roles, lyric_lines, style, style_mask, drop_style=None):
         """-> [(lyrics (B, L, C), mask), (style (B, S, C), mask)]; drop_style (B,) bool swaps in the null style."""
-        lyric_ctx = self.token(lyrics) + self.lyric_role(lyric_roles) + self.line(lyric_lines)
+        lyric_ctx = self.token(lyrics) + self.lyric_role(lyric_roles) + self.line(lyric_lines.clamp(max=self.config.max_lines))
         lyric_mask = lyrics > 0
         lyric_mask[:, 0] = True  # a song with no lines still attends somewhere (to a pad token)
         style_ctx = self.style_in(style)
@@ -192,7 +193,8 @@ def data_args(meta, data):
 
 
 def collate(songs, styles, style_rows=None):
-    """Songs -> padded batch tensors (the arguments of Model.forward). style_rows overrides each song's style."""
+    """Songs -> a dict of padded batch tensors named as Model.forward's arguments. style_rows
+    overrides each song's style."""
     B = len(songs)
     T = max(len(s['table']) for s in songs)
     L = max(len(s['lyrics'][0]) for s in songs)
@@ -207,8 +209,9 @@ def collate(songs, styles, style_rows=None):
         for i, col in enumerate(s['lyrics']):
             lyrics[i, b, :len(col)] = col
     rows = torch.tensor([s['style'] for s in songs] if style_rows is None else style_rows)
-    out = [torch.from_numpy(a) for a in (table, tokens, lines, *lyrics)]
-    return out + [styles['embeddings'][rows], styles['mask'][rows]]
+    batch = {k: torch.from_numpy(a) for k, a in zip(('table', 'tokens', 'lines', 'lyrics', 'lyric_roles', 'lyric_lines'),
+                                                    (table, tokens, lines, *lyrics))}
+    return dict(batch, style=styles['embeddings'][rows], style_mask=styles['mask'][rows])
 
 
 def get_batch(data, batch_size, rng):

@@ -1,21 +1,28 @@
 """
-The Decoder: a causal transformer over a song's autoencoder latents, one step per segment
-(about one second), that renders the Composer's plan as audio latents.
+The Decoder: a causal transformer over a song's autoencoder latents, one step per latent row
+(`patch` frames: 64 ms on the synthetic corpus), that renders the Composer's plan as audio.
+Each step *samples* the next row from a learned distribution.
 
-Step t reads the latent of segment t-1 (silence before the song) and predicts the residual
-z[t] - z[t-1]. To it are added the step's position and the plan at the step: for each latent row
-of segment t (a few frames each), the Composer's embedding of the block that row lies in and how
-far into the block it is, so the decoder knows to the row where lines and gaps begin. Every
-layer cross-attends to the Composer's block embeddings over the whole plan and to the style
-matrix. Both conditions are dropped together with probability `cond_drop` in training, for
-classifier-free guidance.
+Why rows, and why sampled: inside a sung line the melody cannot be predicted from the plan. A
+model that regresses the mean of the next second averages every pitch it could sing into a
+haze with no notes. A step of one row continues the note it is singing from the rows just made,
+so what is left to choose per step is small, and a generative head chooses it instead of
+averaging over it (README, "The decoder").
 
-Free-running regression drifts or freezes (README, "The decoder"); here the inputs are noised
-in training (`input_noise`) and the target is the step from the noised input to the next clean
-latent, so the model learns to pull a rollout back onto the data.
+Step t reads row t-1 (silence before the song), its position, and the plan at row t: the
+Composer's embedding of the block the row lies in, the seconds since that block began, and the
+syllable sung there. Every layer cross-attends to the Composer's block embeddings over the whole
+plan and to the style matrix; both are dropped together with probability `cond_drop` in
+training, for classifier-free guidance. The trunk's hidden state conditions a small
+flow-matching head (rectified flow: an MLP with adaptive layer norms, as continuous-latent
+autoregressive models use) that carries Gaussian noise to the next row in `flow_steps` Euler
+steps; `temperature` scales the starting noise, and guidance mixes the head's velocities with
+and without plan and style. Sampling keeps a key/value cache of the last `block_size` rows, the
+span the model was trained on.
 
 The autoencoder and the Composer are frozen: `ae_ckpt` and `composer_ckpt` name them. The
-corpus's latents are encoded once and cached beside its mels, keyed by the autoencoder checkpoint.
+corpus's latents are encoded once and cached beside its mels, keyed by the autoencoder
+checkpoint (prepare.py drops them when it redoes a song).
 """
 import hashlib
 import os
@@ -24,15 +31,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+import composer
+from composer import END, KIND, LINE, N_TOKENS, START
 from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
-
-ROW_FEATURES = 16  # each latent row's plan, before the rows of a step are joined
 
 
 @dataclass
 class Config:
-    latent_dim: int = 4096  # from the data: the autoencoder's C * h * w
+    row_dim: int = 128  # from the data: one latent row, C * w of the autoencoder's (C, h, w)
     latent_rows: int = 32  # from the data: h, latent rows per segment
     composer_dim: int = 512  # from the data: the Composer's n_embd
     vocab_size: int = 2133  # from the data: pinyin syllables
@@ -41,9 +49,78 @@ class Config:
     n_head: int = 8
     n_embd: int = 512
     dropout: float = 0.0
-    max_steps: int = 1024  # longest song, in segments
+    block_size: int = 1024  # rows a step attends back to: the training window
+    max_rows: int = 16384  # longest song, in latent rows
     cond_drop: float = 0.1  # probability of training without plan and style (classifier-free guidance)
-    input_noise: float = 0.5  # std of the noise added to the input latents in training
+    input_noise: float = 0.0  # std of the noise added to the input rows in training
+    head_width: int = 256
+    head_layers: int = 3
+    head_samples: int = 4  # noise draws per row in training: the head is cheap next to the trunk
+
+
+class HeadBlock(nn.Module):
+    """A residual MLP block whose layer norm is shifted, scaled and gated by the condition (adaLN, as in DiT)."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.ln = nn.LayerNorm(width, elementwise_affine=False)
+        self.modulation = nn.Linear(width, 3 * width)
+        self.fc = nn.Linear(width, width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x, c):
+        shift, scale, gate = self.modulation(c).chunk(3, dim=-1)
+        return x + gate * self.proj(F.silu(self.fc(self.ln(x) * (1 + scale) + shift)))
+
+
+class FlowHead(nn.Module):
+    """Rectified flow over one latent row given the trunk's state h: x(s) = (1 - s) noise + s row
+    runs on a straight line from noise (s = 0) to the row (s = 1), and the MLP learns its velocity.
+    The flow time enters with x and the state modulates every layer, so that the modulations are
+    computed once per row however many noise draws share it."""
+
+    def __init__(self, row_dim, n_embd, width, n_layer):
+        super().__init__()
+        self.x_in = nn.Linear(row_dim + 16, width)  # x and the flow time's features
+        self.h_in = nn.Linear(n_embd, width)
+        self.layers = nn.ModuleList(HeadBlock(width) for _ in range(n_layer))
+        self.ln_out = nn.LayerNorm(width, elementwise_affine=False)
+        self.modulation_out = nn.Linear(width, 2 * width)
+        self.out = nn.Linear(width, row_dim)
+
+    def forward(self, x, s, h):
+        """x (..., k, row_dim) at flow times s (..., k), state h (..., 1, n_embd) (or (..., k,
+        n_embd)) -> velocity (..., k, row_dim)."""
+        c = F.silu(self.h_in(h))
+        x = self.x_in(torch.cat([x, time_features(s, 0.01, 4.0).to(x.dtype)], -1))
+        for layer in self.layers:
+            x = layer(x, c)
+        shift, scale = self.modulation_out(c).chunk(2, dim=-1)
+        return self.out(self.ln_out(x) * (1 + scale) + shift)
+
+    def loss(self, row, h, k):
+        """row (..., row_dim), h (..., n_embd) -> (...) squared error of the velocity, the mean over
+        k draws of noise and flow time per row."""
+        row = row.unsqueeze(-2)  # (..., 1, row_dim)
+        noise = torch.randn(*row.shape[:-2], k, row.shape[-1], device=row.device)
+        s = torch.rand(noise.shape[:-1], device=row.device)  # (..., k)
+        x = (1 - s[..., None]) * noise + s[..., None] * row
+        return (self(x, s, h.unsqueeze(-2)) - (row - noise)).pow(2).mean((-2, -1))
+
+    def sample(self, h, steps, temperature=1.0, cfg_scale=None):
+        """h (B, n_embd) -> rows (B, row_dim) float32, by Euler steps from noise * temperature.
+        With cfg_scale, h holds the conditional states then the unconditional ones (2B rows) and
+        the velocity is v_uncond + cfg_scale * (v_cond - v_uncond)."""
+        B = h.shape[0] // 2 if cfg_scale is not None else h.shape[0]
+        x = temperature * torch.randn(B, self.out.out_features, device=h.device)
+        for i in range(steps):
+            s = torch.full((h.shape[0], 1), i / steps, device=h.device)
+            v = self((x if cfg_scale is None else x.repeat(2, 1))[:, None], s, h[:, None])[:, 0].float()
+            if cfg_scale is not None:
+                cond, uncond = v.chunk(2)
+                v = uncond + cfg_scale * (cond - uncond)
+            x = x + v / steps  # float32 whatever the autocast: small steps must not round away
+        return x
 
 
 class Model(nn.Module):
@@ -52,33 +129,29 @@ class Model(nn.Module):
         super().__init__()
         self.config = config
         C = config.n_embd
-        self.latent_in = nn.Linear(config.latent_dim, C)
-        self.position = nn.Embedding(config.max_steps, C)
-        self.row_in = nn.Linear(config.composer_dim + 16, ROW_FEATURES)  # a row's block embedding + time in it
-        self.syllable = nn.Embedding(config.vocab_size, ROW_FEATURES)  # the syllable sung in a row (0: none)
-        self.rows_in = nn.Linear(config.latent_rows * ROW_FEATURES, C)
+        self.row_in = nn.Linear(config.row_dim, C)
+        self.position = nn.Embedding(config.max_rows, C)
+        self.plan_at_row = nn.Linear(config.composer_dim + 16, C)  # the block the row lies in + time into it
+        self.syllable = nn.Embedding(config.vocab_size, C)  # the syllable sung in the row (0: none)
         self.plan_in = nn.Linear(config.composer_dim, C)
         self.style_in = nn.Linear(config.style_dim, C)
         self.null_plan = nn.Parameter(torch.zeros(1, 1, C))
         self.null_style = nn.Parameter(torch.zeros(1, 1, C))
         self.blocks = nn.ModuleList(Block(C, config.n_head, config.dropout, n_cross=2) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(C)
-        self.head = nn.Linear(C, config.latent_dim)
+        self.head = FlowHead(config.row_dim, C, config.head_width, config.head_layers)
         self.apply(init_weights)
         scale_residual_projections(self, config.n_layer)
 
     def conditions(self, row_block, row_time, row_syllable, plan, plan_mask, style, style_mask, drop=None):
-        """The plan at each step and the cross-attention contexts.
-        row_block (B, T, h): index into plan of each row's block; row_time (B, T, h): seconds since
-        that block began; row_syllable (B, T, h): the syllable sung in the row; plan (B, P, composer_dim) block embeddings; style (B, S, style_dim);
-        drop (B,) bool: no plan and no style. -> rows (B, T, C), [(plan, mask), (style, mask)]"""
-        B, T, h = row_block.shape
-        index = row_block.reshape(B, T * h, 1).expand(-1, -1, plan.shape[-1])
-        row_plan = torch.gather(plan, 1, index).view(B, T, h, -1)  # (B, T, h, composer_dim)
-        seconds = row_time.clamp(max=16.0)
-        rows = self.row_in(torch.cat([row_plan, time_features(seconds, 0.25, 32.0).to(plan.dtype)], -1))
-        rows = rows + self.syllable(row_syllable)  # (B, T, h, ROW_FEATURES)
-        rows = self.rows_in(rows.flatten(2))  # (B, T, h * ROW_FEATURES) -> (B, T, C)
+        """The plan at each row and the cross-attention contexts. row_block (B, T): index into plan
+        of each row's block; row_time (B, T): seconds since that block began; row_syllable (B, T):
+        the syllable sung in the row; plan (B, P, composer_dim) block embeddings; style (B, S,
+        style_dim); drop (B,) bool: no plan and no style. -> rows (B, T, C), [(plan, mask), (style, mask)]"""
+        index = row_block[..., None].expand(-1, -1, plan.shape[-1])
+        row_plan = torch.gather(plan, 1, index)  # (B, T, composer_dim)
+        seconds = time_features(row_time.clamp(max=16.0), 0.25, 32.0).to(plan.dtype)
+        rows = self.plan_at_row(torch.cat([row_plan, seconds], -1)) + self.syllable(row_syllable)
         plan_ctx, style_ctx = self.plan_in(plan), self.style_in(style)
         if drop is not None:
             rows = rows * ~drop[:, None, None]
@@ -86,76 +159,84 @@ class Model(nn.Module):
             style_ctx, style_mask = drop_condition(style_ctx, style_mask, self.null_style, drop)
         return rows, [(plan_ctx, plan_mask), (style_ctx, style_mask)]
 
-    def hidden(self, x, conditions, caches=None):
+    def hidden(self, prev, positions, rows, conditions, caches=None):
+        """prev (B, T, row_dim): the row before each step; positions (B, T) -> states (B, T, C)."""
+        x = self.row_in(prev) + self.position(positions) + rows
         for i, block in enumerate(self.blocks):
             x = block(x, conditions, None if caches is None else caches[i])
         return self.ln_f(x)
 
-    def predict(self, prev, steps, rows, conditions, caches=None):
-        """prev (B, T, latent_dim) latents before steps (B, T) -> predicted residuals (B, T, latent_dim)."""
-        x = self.latent_in(prev) + self.position(steps) + rows
-        return self.head(self.hidden(x, conditions, caches))
-
-    def forward(self, latents, steps, mask, row_block, row_time, row_syllable, plan, plan_mask, style, style_mask):
-        """Teacher-forced. latents (B, T + 1, latent_dim): the latent before the window, then the
-        window's; steps (B, T) segment indices; mask (B, T) True for real steps -> MSE of the residuals."""
+    def forward(self, latents, positions, mask, row_block, row_time, row_syllable, plan, plan_mask, style, style_mask):
+        """Teacher-forced. latents (B, T + 1, row_dim): the row before the window, then the
+        window's rows; positions (B, T); mask (B, T) True for real rows -> the head's flow loss."""
         prev, target = latents[:, :-1], latents[:, 1:]
         drop = None
         if self.training:
             prev = prev + self.config.input_noise * torch.randn_like(prev)
             drop = torch.rand(prev.shape[0], device=prev.device) < self.config.cond_drop
         rows, conds = self.conditions(row_block, row_time, row_syllable, plan, plan_mask, style, style_mask, drop)
-        residual = self.predict(prev, steps, rows, conds)
-        error = (residual - (target - prev)).pow(2).mean(-1)  # (B, T)
+        h = self.hidden(prev, positions, rows, conds)  # (B, T, C)
+        error = self.head.loss(target, h, self.config.head_samples)  # (B, T)
         return (error * mask).sum() / mask.sum()
 
     @torch.no_grad()
-    def generate(self, first, row_block, row_time, row_syllable, plan, plan_mask, style, style_mask, cfg_scale=1.0,
-                 use_cache=True):
-        """Free-running: first (B, latent_dim), the latent before step 0 (silence); the plan's rows
-        for every step, (B, N, h) -> latents (B, N, latent_dim). cfg_scale mixes the predictions
-        with and without plan and style (1.0: without guidance). use_cache=False recomputes the
-        whole prefix at every step (the benchmark's reference)."""
-        B, N = row_block.shape[:2]
+    def generate(self, first, row_block, row_time, row_syllable, plan, plan_mask, style, style_mask, flow_steps=8,
+                 temperature=1.0, cfg_scale=1.0, use_cache=True):
+        """Free-running: first (B, row_dim), the row before the song (silence); the plan at every
+        row, (B, N) -> rows (B, N, row_dim) float32. cfg_scale mixes the head's velocities with
+        and without plan and style (1.0: no guidance). A step attends to the last block_size
+        rows; use_cache=False recomputes them at every step (the benchmark's reference)."""
+        B, N = row_block.shape
         args = (row_block, row_time, row_syllable, plan, plan_mask, style, style_mask)
         guided = cfg_scale != 1.0
+        drop = None
         if guided:  # one batch: the conditional half, then the unconditional half
             args = [torch.cat([a, a]) for a in args]
             drop = torch.arange(2 * B, device=first.device) >= B
-        rows, conds = self.conditions(*args, drop=drop if guided else None)
-        steps = torch.arange(N, device=first.device).expand(rows.shape[0], -1)
-        caches = [{} for _ in self.blocks] if use_cache else None
-        prev = [first.repeat(2, 1) if guided else first]  # the input of each step so far, each (B', latent_dim)
+        rows, conds = self.conditions(*args, drop=drop)
+        positions = torch.arange(N, device=first.device).expand(rows.shape[0], -1)
+        window = self.config.block_size
+        caches = [dict(window=window) for _ in self.blocks] if use_cache else None
+        prev = [first.float().repeat(2, 1) if guided else first.float()]  # the input of each step so far
         for t in range(N):
             if use_cache:
-                residual = self.predict(prev[-1][:, None], steps[:, t:t + 1], rows[:, t:t + 1], conds, caches)[:, -1]
+                h = self.hidden(prev[-1][:, None], positions[:, t:t + 1], rows[:, t:t + 1], conds, caches)[:, -1]
             else:
-                residual = self.predict(torch.stack(prev, 1), steps[:, :t + 1], rows[:, :t + 1], conds)[:, -1]
-            if guided:
-                cond, uncond = residual.chunk(2)
-                residual = (uncond + cfg_scale * (cond - uncond)).repeat(2, 1)
-            prev.append(prev[-1] + residual)
-        return torch.stack(prev[1:], 1)[:B]  # (B, N, latent_dim)
+                lo = max(0, t + 1 - window)
+                h = self.hidden(torch.stack(prev[lo:], 1), positions[:, lo:t + 1], rows[:, lo:t + 1], conds)[:, -1]
+            row = self.head.sample(h, flow_steps, temperature, cfg_scale if guided else None)  # (B, row_dim)
+            prev.append(row.repeat(2, 1) if guided else row)
+        return torch.stack(prev[1:], 1)[:B]
 
 
 # -----------------------------------------------------------------------------
-# the plan at every latent row, and the data: cached latents and frozen Composer embeddings
+# latents as rows, the plan at every row, and the data: cached latents and frozen Composer embeddings
 
-def plan_rows(table, tokens, n_steps, segment_frames, latent_rows, frames_per_second):
-    """A song's block table (P, 7) and tokens (P, K) -> for every latent row of n_steps segments:
-    the block it lies in, the seconds since that block began, and the syllable sung in it,
-    assuming a line's syllables share its time evenly (0 in gaps): 3 x (n_steps, h). Rows after
-    the last block lie in it (the end marker)."""
-    from composer import END, LINE, KIND, N_TOKENS, START
-    row_frames = segment_frames // latent_rows
-    frames = np.arange(n_steps * latent_rows) * row_frames + row_frames // 2  # the middle of each row
+def to_rows(latents):
+    """(N, C, h, w) segment latents -> (N * h, C * w) latent rows, in time order."""
+    N, C, h, w = latents.shape
+    return latents.permute(0, 2, 1, 3).reshape(N * h, C * w)
+
+
+def from_rows(rows, latent_shape):
+    """(N * h, C * w) latent rows -> (N, C, h, w) segment latents; a partial last segment is cut."""
+    C, h, w = latent_shape
+    N = rows.shape[0] // h
+    return rows[:N * h].reshape(N, h, C, w).permute(0, 2, 1, 3)
+
+
+def plan_rows(table, tokens, n_rows, row_frames, frames_per_second):
+    """A song's block table (P, 7) and tokens (P, K) -> for each of n_rows latent rows: the
+    block it lies in, the seconds since that block began, and the syllable sung in it, assuming
+    a line's syllables share its time evenly (0 in gaps): 3 x (n_rows,). Rows after the last
+    block lie in it (the end marker)."""
+    frames = np.arange(n_rows) * row_frames + row_frames // 2  # the middle of each row
     block = np.clip(np.searchsorted(table[:, START], frames, side='right') - 1, 0, len(table) - 1)
     elapsed = frames - table[block, START]
     n = table[block, N_TOKENS]
     k = np.minimum(elapsed * n // np.maximum(table[block, END] - table[block, START], 1), np.maximum(n - 1, 0))
     syllable = np.where(table[block, KIND] == LINE, tokens[block, k], 0)
-    shape = (n_steps, latent_rows)
-    return block.reshape(shape), (elapsed / frames_per_second).reshape(shape).astype(np.float32), syllable.reshape(shape)
+    return block, (elapsed / frames_per_second).astype(np.float32), syllable
 
 
 def checkpoint_key(path):
@@ -180,79 +261,88 @@ def frozen_stages(ae_ckpt, composer_ckpt, meta, data_dir, device):
 
 
 def encode_latents(ae_model, ae_key, data_dir, name, device):
-    """A song's latents (N, latent_dim) float32, encoded once and kept as songs/<name>/latents-<ae_key>.npy."""
+    """A song's latents (N, C, h, w) float32, encoded once and kept as songs/<name>/latents-<ae_key>.npy."""
     path = os.path.join(data_dir, 'songs', name, f'latents-{ae_key}.npy')
     if os.path.exists(path):
-        return np.load(path)
+        return np.load(path).reshape(-1, *ae_model.latent_shape)
     mel = torch.from_numpy(np.load(os.path.join(data_dir, 'songs', name, 'mel.npy')).astype(np.float32))
-    latents = ae_model.encode_song(mel.to(device)).flatten(1).float().cpu().numpy()
+    latents = ae_model.encode_song(mel.to(device)).float().cpu().numpy()
     tmp = f"{path}.{os.getpid()}.tmp.npy"  # ranks of a DDP run may write at once
     np.save(tmp, latents)
     os.replace(tmp, path)
     return latents
 
 
+def silence_row(ae_model, settings, device):
+    """The latent row of silence (log-mel 0), (C * w,): what comes before a song."""
+    silence = ae_model.encode(torch.zeros(1, settings['segment_frames'], settings['n_mels'], device=device))
+    return to_rows(silence)[silence.shape[2] // 2].detach().float().cpu()  # a middle row: no edge effects
+
+
 def load_data(data_dir, meta, split, config):
-    """Every song of the split that has lyrics: its latents, block table and the frozen Composer's
-    block embeddings over its plan (with its own style), and the style table. The style encoder
-    is the Composer's (its checkpoint names it)."""
-    import composer
+    """Every song of the split that has lyrics: its latent rows and the plan at each row (with the
+    frozen Composer's block embeddings over its plan, in its own style), and the style table.
+    The style encoder is the Composer's (its checkpoint names it)."""
     device = config['device']
     ae_model, composer_model, composer_config = frozen_stages(config['ae_ckpt'], config['composer_ckpt'], meta,
                                                               data_dir, device)
     plans = composer.load_data(data_dir, meta, split, composer_config)
     ae_key = checkpoint_key(config['ae_ckpt'])  # once: hashing the file per song would cost more than encoding
+    settings = meta['settings']
+    fps = settings['sample_rate'] / settings['hop_length']
+    row_frames = settings['segment_frames'] // ae_model.latent_shape[1]
     songs = []
     for song in plans['songs']:
-        batch = [x.to(device) for x in composer.collate([song], plans['styles'])]
-        plan = composer_model.block_embeddings(*batch)[0].float().cpu()  # (P, composer_dim)
-        latents = encode_latents(ae_model, ae_key, data_dir, song['name'], device)
-        songs.append(dict(name=song['name'], latents=torch.from_numpy(latents), table=song['table'],
-                          tokens=song['tokens'], plan=plan, style=song['style']))
-    settings = meta['settings']
-    C, h, w = ae_model.latent_shape
-    silence = ae_model.encode(torch.zeros(1, settings['segment_frames'], settings['n_mels'], device=device))
-    return dict(songs=songs, styles=plans['styles'], silence=silence.detach().flatten().float().cpu(),
-                latent_shape=(C, h, w), composer_dim=composer_model.config.n_embd,
-                frames_per_second=settings['sample_rate'] / settings['hop_length'],
-                segment_frames=settings['segment_frames'], block_size=config['block_size'])
+        batch = {k: x.to(device) for k, x in composer.collate([song], plans['styles']).items()}
+        plan = composer_model.block_embeddings(**batch)[0].float().cpu()  # (P, composer_dim)
+        latents = to_rows(torch.from_numpy(encode_latents(ae_model, ae_key, data_dir, song['name'], device)))
+        rows = plan_rows(song['table'], song['tokens'], len(latents), row_frames, fps)
+        songs.append(dict(name=song['name'], latents=latents, table=song['table'], tokens=song['tokens'], plan=plan,
+                          style=song['style'], rows=[torch.from_numpy(r) for r in rows]))
+    return dict(songs=songs, styles=plans['styles'], silence=silence_row(ae_model, settings, device),
+                latent_shape=ae_model.latent_shape, composer_dim=composer_model.config.n_embd,
+                frames_per_second=fps, row_frames=row_frames, block_size=config['block_size'])
 
 
 def data_args(meta, data):
     C, h, w = data['latent_shape']
-    return dict(latent_dim=C * h * w, latent_rows=h, composer_dim=data['composer_dim'], vocab_size=len(meta['vocab']),
+    return dict(row_dim=C * w, latent_rows=h, composer_dim=data['composer_dim'], vocab_size=len(meta['vocab']),
                 style_dim=data['styles']['embeddings'].shape[-1])
 
 
 def collate(data, windows, plans=None):
-    """windows: (song index, first step, n_steps) -> the batch tensors of Model.forward. plans: a
-    song index per window whose plan and style to use instead of its own."""
+    """windows: (song index, first row, n_rows) -> a dict of batch tensors named as Model.forward's
+    arguments. plans: a song index per window whose plan and style to use instead of its own."""
     songs, styles = data['songs'], data['styles']
     B, T = len(windows), max(n for _, _, n in windows)
     P = max(len(s['table']) for s in songs)
-    h = data['latent_shape'][1]
-    latents = data['silence'].repeat(B, T + 1, 1)  # (B, T + 1, latent_dim): padding is silence
-    steps, mask = torch.zeros(B, T, dtype=torch.long), torch.zeros(B, T, dtype=torch.bool)
-    row_block, row_syllable = torch.zeros(B, T, h, dtype=torch.long), torch.zeros(B, T, h, dtype=torch.long)
-    row_time = torch.zeros(B, T, h)
-    plan, plan_mask = torch.zeros(B, P, data['composer_dim']), torch.zeros(B, P, dtype=torch.bool)
+    batch = dict(latents=data['silence'].repeat(B, T + 1, 1),  # (B, T + 1, row_dim): padding is silence
+                 positions=torch.zeros(B, T, dtype=torch.long), mask=torch.zeros(B, T, dtype=torch.bool),
+                 row_block=torch.zeros(B, T, dtype=torch.long), row_time=torch.zeros(B, T),
+                 row_syllable=torch.zeros(B, T, dtype=torch.long),
+                 plan=torch.zeros(B, P, data['composer_dim']), plan_mask=torch.zeros(B, P, dtype=torch.bool))
+    style_rows = []
     for b, (i, start, n) in enumerate(windows):
         z, source = songs[i]['latents'], songs[i if plans is None else plans[b]]
-        latents[b, 1:n + 1] = z[start:start + n]
+        n_real = max(0, min(n, len(z) - start))  # a window may run past its song: silence there, masked
+        batch['latents'][b, 1:n_real + 1] = z[start:start + n_real]
         if start > 0:
-            latents[b, 0] = z[start - 1]
-        steps[b, :n], mask[b, :n] = torch.arange(start, start + n), True
-        rows = plan_rows(source['table'], source['tokens'], start + n, data['segment_frames'], h, data['frames_per_second'])
-        for out, r in zip((row_block, row_time, row_syllable), rows):
-            out[b, :n] = torch.from_numpy(r[start:])
+            batch['latents'][b, 0] = z[start - 1]
+        batch['positions'][b, :n] = torch.arange(start, start + n)
+        batch['mask'][b, :n_real] = True
+        for key, r in zip(('row_block', 'row_time', 'row_syllable'), source['rows']):
+            m = max(0, min(n, len(r) - start))
+            batch[key][b, :m] = r[start:start + m]
+            batch[key][b, m:n] = r[-1]  # past the plan's rows: its last (the end marker)
         p = len(source['table'])
-        plan[b, :p], plan_mask[b, :p] = source['plan'], True
-    rows = torch.tensor([songs[i if plans is None else plans[b]]['style'] for b, (i, _, _) in enumerate(windows)])
-    return [latents, steps, mask, row_block, row_time, row_syllable, plan, plan_mask, styles['embeddings'][rows], styles['mask'][rows]]
+        batch['plan'][b, :p], batch['plan_mask'][b, :p] = source['plan'], True
+        style_rows.append(source['style'])
+    style_rows = torch.tensor(style_rows)
+    return dict(batch, style=styles['embeddings'][style_rows], style_mask=styles['mask'][style_rows])
 
 
 def get_batch(data, batch_size, rng):
-    """Windows of up to block_size steps from random songs (weighted by length)."""
+    """Windows of up to block_size rows from random songs (weighted by length)."""
     lengths = np.array([len(s['latents']) for s in data['songs']])
     picks = rng.choice(len(lengths), size=batch_size, p=lengths / lengths.sum())
     windows = []

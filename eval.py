@@ -11,6 +11,7 @@ import math
 import os
 
 import numpy as np
+import scipy.linalg
 import torch
 
 # -----------------------------------------------------------------------------
@@ -19,7 +20,9 @@ data_dir = 'data/synth'
 device = 'cpu'
 seam_frames = 2  # frames each side of a segment join that count as "at the join"
 rollout_seconds = 30.0  # decoder: length of the free-running rollouts
-cfg_scale = 1.0  # decoder: classifier-free guidance in the rollouts
+flow_steps = 8  # decoder: Euler steps of the head per row
+temperature = 1.0  # decoder: scale of the head's starting noise
+cfg_scale = 2.0  # decoder: classifier-free guidance in the rollouts (sample.py's decoder_cfg_scale)
 samples_dir = ''  # a folder of sample.py's output: evaluate those songs instead of a checkpoint
 # -----------------------------------------------------------------------------
 
@@ -75,8 +78,8 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
     common_class = np.bincount(placed_classes).argmax()
 
     def accuracies(style_rows=None):
-        batch = [x.to(device) for x in composer.collate(songs, styles, style_rows)]
-        out, table = net.logits(*batch), batch[0]
+        batch = {k: x.to(device) for k, x in composer.collate(songs, styles, style_rows).items()}
+        out, table = net.logits(**batch), batch['table']
         kind = table[..., composer.KIND]
         placed = (kind >= 0) & (kind != composer.STOP)
         hit = lambda name, col: (out[name].argmax(-1) == table[..., col])[placed].float().mean().item()
@@ -118,37 +121,106 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
 
 @torch.no_grad()
 def eval_decoder(net, meta, data_dir, device, checkpoint):
-    """Teacher-forced L1 of the next latent on the validation songs, against copying the last
-    latent, and with every song's plan and style swapped for the next song's; then free-running
-    rollouts of rollout_seconds from each song's plan: their step-to-step change against the data's."""
+    """The head's flow loss on the validation songs (a training diagnostic), then what a listener
+    would notice in free-running rollouts of rollout_seconds from each validation song's plan:
+    their latents' Frechet distance to the same songs' real latents, the sharpness of their
+    decoded mels where the plan sings, and whether another song's plan takes them further from
+    the song (rollout_figures)."""
     import decoder
+    from train import load_checkpoint
     config = dict(checkpoint['config'], device=device)
     data = decoder.load_data(data_dir, meta, 'val', config)
-    songs = data['songs']
-    windows = [(i, 0, len(s['latents'])) for i, s in enumerate(songs)]
+    _, ae_model = load_checkpoint(config['ae_ckpt'], device, stage='ae')
+    songs, shape = data['songs'], data['latent_shape']
+    torch.manual_seed(0)
+    batch = {k: x.to(device) for k, x in decoder.collate(data, [(i, 0, len(s['latents'])) for i, s in enumerate(songs)]).items()}
+    flow_loss = net(**batch).item()
+    h = shape[1]
+    n = math.ceil(rollout_seconds * data['frames_per_second'] / data['segment_frames']) * h  # rows, whole segments
+    lengths = [min(n, len(s['latents']) // h * h) for s in songs]  # a shorter song is measured over its length
+    real = [decoder.from_rows(s['latents'][:k], shape) for s, k in zip(songs, lengths)]
 
-    def teacher_forced(plans=None):
-        latents, steps, mask, *conds = [x.to(device) for x in decoder.collate(data, windows, plans)]
-        rows, contexts = net.conditions(*conds)
-        prev, target = latents[:, :-1], latents[:, 1:]
-        predicted = prev + net.predict(prev, steps, rows, contexts)
-        return (predicted - target).abs().mean(-1)[mask].mean().item(), (prev - target).abs().mean(-1)[mask].mean().item()
+    def rollouts(plans=None):
+        batch = {k: x.to(device) for k, x in decoder.collate(data, [(i, 0, n) for i in range(len(songs))], plans).items()}
+        z = net.generate(batch['latents'][:, 0], *[batch[k] for k in ('row_block', 'row_time', 'row_syllable', 'plan',
+                         'plan_mask', 'style', 'style_mask')], flow_steps=flow_steps, temperature=temperature,
+                         cfg_scale=cfg_scale).cpu()  # (B, n, row_dim)
+        return [decoder.from_rows(z[i, :k], shape) for i, k in enumerate(lengths)]
 
-    tf_l1, copy_last_l1 = teacher_forced()
-    swap_l1 = teacher_forced([(i + 1) % len(songs) for i in range(len(songs))])[0]
-    n = math.ceil(rollout_seconds * data['frames_per_second'] / data['segment_frames'])
-    latents, steps, mask, *conds = [x.to(device) for x in decoder.collate(data, [(i, 0, n) for i in range(len(songs))])]
-    rollout = net.generate(latents[:, 0], *conds, cfg_scale=cfg_scale)  # (B, n, latent_dim)
-    real = latents[:, :n + 1]
-    spread = lambda z: torch.diff(z, dim=1).std().item()
-    figures = dict(tf_l1=tf_l1, copy_last_l1=copy_last_l1, swap_l1=swap_l1,
-                   rollout_spread_ratio=spread(torch.cat([latents[:, :1], rollout], 1)) / spread(real))
-    print(f"{len(songs)} validation songs, {int(mask.sum())} steps of {rollout_seconds:.0f} s rollouts")
-    print(f"teacher-forced L1 of the next latent  {tf_l1:.4f}  ({tf_l1 / copy_last_l1:.3f} of copying the last latent)")
-    print(f"copy-the-last-latent baseline L1      {copy_last_l1:.4f}")
-    print(f"with another song's plan and style    {swap_l1:.4f}  ({swap_l1 / tf_l1:.3f} of the matched L1)")
-    print(f"rollout step-to-step change / data's  {figures['rollout_spread_ratio']:.3f}  (cfg_scale {cfg_scale})")
+    torch.manual_seed(0)
+    generated = rollouts()
+    swapped = rollouts([(i + 1) % len(songs) for i in range(len(songs))]) if len(songs) > 1 else None
+    mels = [np.load(os.path.join(data_dir, 'songs', s['name'], 'mel.npy')).astype(np.float32) for s in songs]
+    figures = dict(flow_loss=flow_loss)
+    figures.update(rollout_figures(generated, real, swapped, [s['table'] for s in songs], mels, ae_model,
+                                   meta['settings'], device))
+    print(f"{len(songs)} validation songs, {sum(lengths) // h} segments of rollouts (up to {rollout_seconds:.0f} s "
+          f"each; flow_steps {flow_steps}, temperature {temperature}, cfg_scale {cfg_scale})")
+    print(f"the head's flow loss (teacher-forced)        {flow_loss:.4f}  (a training diagnostic)")
+    print_rollout_figures(figures)
     return figures
+
+
+def frechet_distance(a, b):
+    """Frechet distance between Gaussians fitted to two sets of vectors (n, d) and (m, d), as in FID / FAD."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
+    if not np.isfinite(covmean).all():  # a singular product (few samples): offset the diagonals, as FID does
+        offset = 1e-6 * np.eye(len(cov_a))
+        covmean = scipy.linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
+    covmean = covmean.real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+
+
+def spectral_flatness(mel, bins):
+    """(frames, n_mels) log-mels -> (frames,) spectral flatness of the linear magnitudes in the
+    given mel bins: geometric over arithmetic mean, 1 for flat noise, near 0 for a few sharp lines."""
+    magnitude = np.expm1(np.clip(mel[:, bins], 0, None)) + 1e-4
+    return np.exp(np.log(magnitude).mean(1)) / magnitude.mean(1)
+
+
+def rollout_figures(generated, real, swapped, tables, mels, ae_model, settings, device):
+    """generated, real (and swapped: rollouts from the next song's plan and style): per song
+    latents (N_i, C, h, w) over the same segments; the songs' block tables and log-mels -> the
+    figures that see blur:
+    - frechet: Frechet distance between generated and real segment latents, and the real songs'
+      own figure between the two halves of the validation set (the floor);
+    - sharpness: mean spectral flatness of the decoded mels in the voice band where the plan
+      sings, real / generated (1.0: as sharp as the real songs; a blur is flatter: below 1);
+      the same for the real latents through the autoencoder;
+    - swap: mean L1 between a rollout's latents and its song's, from another song's plan and
+      style over from its own (above 1: the plan and style steer the rollout)."""
+    flat = lambda zs: torch.cat(zs).flatten(1).double().numpy()  # (segments, C * h * w)
+    half = len(real) // 2
+    figures = dict(frechet=frechet_distance(flat(generated), flat(real)),
+                   frechet_floor=frechet_distance(flat(real[:half]), flat(real[half:])) if half > 1 else float('nan'))
+    band = voice_band(settings)
+    flatness = {'generated': [], 'real': [], 'reconstructed': []}
+    for z_gen, z_real, table, mel in zip(generated, real, tables, mels):
+        frames = len(z_real) * settings['segment_frames']
+        sung = sung_frames(table, frames)
+        mel = mel[:frames]
+        for key, z in (('generated', z_gen), ('reconstructed', z_real)):
+            decoded = ae_model.decode_song(z.to(device)).float().cpu().numpy()
+            flatness[key].append(spectral_flatness(decoded, band)[sung])
+        flatness['real'].append(spectral_flatness(mel, band)[sung[:len(mel)]])
+    flatness = {k: float(np.concatenate(v).mean()) for k, v in flatness.items()}
+    figures.update(sharpness=flatness['real'] / flatness['generated'],
+                   sharpness_reconstructed=flatness['real'] / flatness['reconstructed'])
+    if swapped is not None:
+        distance = lambda zs: float(np.mean([(a - b).abs().mean().item() for a, b in zip(zs, real)]))
+        figures.update(rollout_l1=distance(generated), swap_ratio=distance(swapped) / distance(generated))
+    return figures
+
+
+def print_rollout_figures(figures):
+    print(f"Frechet distance, generated vs real latents  {figures['frechet']:.1f}  (real vs real, two halves of the "
+          f"songs: {figures['frechet_floor']:.1f})")
+    print(f"sharpness: real / generated flatness         {figures['sharpness']:.3f}  (1.0 = as sharp as real; "
+          f"the autoencoder's reconstructions: {figures['sharpness_reconstructed']:.3f})")
+    if 'swap_ratio' in figures:
+        print(f"rollout L1 to the song, another plan / own   {figures['swap_ratio']:.3f}  (own: {figures['rollout_l1']:.4f})")
 
 
 def voice_band(settings):

@@ -106,6 +106,8 @@ def prepare_song(job):
         return dict(entry, reason=f"{seconds:.2f} s of audio is shorter than one segment "
                                   f"({settings['segment_frames']} frames)")
     os.makedirs(out, exist_ok=True)
+    for stale in os.listdir(out):  # what was made from the song's old files (blocks, the Decoder's latents) goes
+        os.remove(os.path.join(out, stale))
     np.save(os.path.join(out, 'mel.npy'), mel.numpy().astype(np.float16))
     entry.update(status='ok', seconds=round(seconds, 3), frames=mel.shape[0], has_lyrics=False, n_blocks=0)
     style_path = os.path.join(folder, 'style.txt')
@@ -124,9 +126,6 @@ def prepare_song(job):
         if song is not None and not song['lines']:
             entry['notes'].append("lyrics.txt has no singable line: kept for the autoencoder only")
             song = None
-    for stale in ('blocks.npy', 'tokens.npy'):
-        if os.path.exists(os.path.join(out, stale)):
-            os.remove(os.path.join(out, stale))
     if song is not None:
         lines, timing, notes = place_lines(song, seconds)
         entry['notes'] += notes

@@ -26,7 +26,10 @@ out_dir = 'samples'
 num_samples = 1
 seed = 1337
 temperature = 1.0  # the Composer's sampling temperature (0: its most likely plan)
-cfg_scale = 3.0  # classifier-free guidance for the Composer's style and the Decoder's plan and style; 1.0 = off
+cfg_scale = 3.0  # classifier-free guidance for the Composer's style; 1.0 = off
+decoder_temperature = 1.0  # the Decoder's: scales the noise its head starts from
+decoder_cfg_scale = 2.0  # classifier-free guidance for the Decoder's plan and style; 1.0 = off
+flow_steps = 8  # Euler steps of the Decoder's head per latent row
 max_seconds = 300.0  # a longer plan is cut here
 griffin_lim_iters = 64
 device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -46,7 +49,7 @@ def load_stages(ae_ckpt, composer_ckpt, decoder_ckpt, device):
         check_settings(decoder_checkpoint['data_settings'], checkpoint['data_settings'], decoder_ckpt, path)
     C, h, w = ae_model.latent_shape
     d = decoder_model.config
-    check_settings(dict(latent_dim=d.latent_dim, latent_rows=d.latent_rows), dict(latent_dim=C * h * w, latent_rows=h),
+    check_settings(dict(row_dim=d.row_dim, latent_rows=d.latent_rows), dict(row_dim=C * w, latent_rows=h),
                    decoder_ckpt, ae_ckpt)
     check_settings(dict(composer_dim=d.composer_dim, vocab_size=d.vocab_size),
                    dict(composer_dim=composer_model.config.n_embd, vocab_size=composer_model.config.vocab_size),
@@ -56,8 +59,10 @@ def load_stages(ae_ckpt, composer_ckpt, decoder_ckpt, device):
     return ae_model, composer_model, decoder_model, composer_checkpoint['config'], decoder_checkpoint['data_settings']
 
 
-def render(blocks, style_embedding, style_mask, ae_model, composer_model, decoder_model, settings, cfg_scale, max_seconds, ctx):
-    """A plan -> log-mels (frames, n_mels) of the song, as long as the plan (at most max_seconds)."""
+def render(blocks, style_embedding, style_mask, ae_model, composer_model, decoder_model, settings, max_seconds, ctx,
+           **sampling):
+    """A plan -> log-mels (frames, n_mels) of the song, as long as the plan (at most max_seconds).
+    sampling: the Decoder's flow_steps, temperature and cfg_scale."""
     import composer
     import decoder
     table, tokens = composer.plan_arrays(blocks, settings)
@@ -67,20 +72,20 @@ def render(blocks, style_embedding, style_mask, ae_model, composer_model, decode
     dev = style_embedding.device
     frames_per_second = settings['sample_rate'] / settings['hop_length']
     frames = round(min(blocks[-1]['start'], max_seconds) * frames_per_second)
-    n_steps = -(-frames // settings['segment_frames'])
-    if n_steps > decoder_model.config.max_steps:
-        raise SystemExit(f"the plan is {n_steps} segments long; the decoder knows at most {decoder_model.config.max_steps}"
-                         f" (lower max_seconds)")
+    h = decoder_model.config.latent_rows
+    n_rows = -(-frames // settings['segment_frames']) * h  # whole segments
+    if n_rows > decoder_model.config.max_rows:
+        raise SystemExit(f"the plan is {n_rows} latent rows long; the decoder knows at most "
+                         f"{decoder_model.config.max_rows} (lower max_seconds)")
     with ctx:
-        plan_embeddings = composer_model.block_embeddings(*[x.to(dev) for x in composer.collate([song], styles)])
-        rows = decoder.plan_rows(table, tokens, n_steps, settings['segment_frames'], decoder_model.config.latent_rows,
-                                 frames_per_second)
+        plan_embeddings = composer_model.block_embeddings(**{k: x.to(dev) for k, x in composer.collate([song], styles).items()})
+        rows = decoder.plan_rows(table, tokens, n_rows, settings['segment_frames'] // h, frames_per_second)
         rows = [torch.from_numpy(r)[None].to(dev) for r in rows]
-        silence = ae_model.encode(torch.zeros(1, settings['segment_frames'], settings['n_mels'], device=dev))
+        first = decoder.silence_row(ae_model, settings, dev)[None].to(dev)
         plan_mask = torch.ones(1, len(table), dtype=torch.bool, device=dev)
-        latents = decoder_model.generate(silence.flatten(1), *rows, plan_embeddings, plan_mask, style_embedding[None],
-                                         style_mask[None], cfg_scale=cfg_scale)  # (1, n_steps, latent_dim)
-        mel = ae_model.decode_song(latents[0].view(n_steps, *ae_model.latent_shape))
+        latents = decoder_model.generate(first, *rows, plan_embeddings, plan_mask, style_embedding[None],
+                                         style_mask[None], **sampling)  # (1, n_rows, row_dim)
+        mel = ae_model.decode_song(decoder.from_rows(latents[0], ae_model.latent_shape))
     return mel[:frames].float()
 
 
@@ -167,7 +172,8 @@ def main():
         print(f"sample {i}: rendering {seconds:.1f} s ({sum(b['kind'] == 'line' for b in blocks)} lines, "
               f"{len(blocks) - 1} blocks)")
         mel = render(blocks, style_embedding, style_mask, ae_model, composer_model, decoder_model, settings,
-                     cfg_scale, max_seconds, ctx)
+                     max_seconds, ctx, flow_steps=flow_steps, temperature=decoder_temperature,
+                     cfg_scale=decoder_cfg_scale)
         print(f"sample {i}: Griffin-Lim, {griffin_lim_iters} iterations")
         magnitude = audio.mel_to_magnitude(mel, sr, settings['n_fft'], settings['n_mels'])
         wav = audio.griffin_lim(magnitude, settings['n_fft'], settings['hop_length'], griffin_lim_iters)

@@ -62,10 +62,13 @@ style_tokens = 32  # style text tokens kept
 # decoder.py (also n_layer, n_head, n_embd, dropout above)
 ae_ckpt = 'out-ae-synth/ckpt.pt'  # the frozen autoencoder whose latents it predicts
 composer_ckpt = 'out-composer-synth/ckpt.pt'  # the frozen Composer whose block embeddings it reads
-block_size = 256  # steps (segments, about a second each) per training window
-max_steps = 1024  # longest song, in segments
+block_size = 1024  # latent rows per training window, and how far back a sampled row attends
+max_rows = 16384  # longest song, in latent rows
 cond_drop = 0.1  # probability of training without plan and style, for classifier-free guidance
-input_noise = 0.5  # std of the noise on the input latents in training (against drift in rollouts)
+input_noise = 0.0  # std of the noise on the input rows in training
+head_width = 256  # the flow-matching head: an MLP this wide
+head_layers = 3
+head_samples = 4  # noise draws per row in training
 # AdamW
 learning_rate = 1e-3
 max_iters = 5000
@@ -181,10 +184,10 @@ if __name__ == '__main__':
     data = {split: stage.load_data(data_dir, meta, split, config) for split in ('train', 'val')}
 
     def get_batch(split, rng):
-        batch = stage.get_batch(data[split], batch_size, rng)
+        batch = stage.get_batch(data[split], batch_size, rng)  # a dict named as the model's forward arguments
         if device_type == 'cuda':  # pinned memory lets the copy overlap with compute
-            return [x.pin_memory().to(device, non_blocking=True) for x in batch]
-        return [x.to(device) for x in batch]
+            return {k: x.pin_memory().to(device, non_blocking=True) for k, x in batch.items()}
+        return {k: x.to(device) for k, x in batch.items()}
 
     # model: from scratch, or from the checkpoint in out_dir
     iter_num, best_val_loss = 0, 1e9
@@ -237,7 +240,7 @@ if __name__ == '__main__':
             for _ in range(eval_iters):
                 batch = get_batch(split, rng)
                 with ctx:
-                    losses.append(net(*batch).item())
+                    losses.append(net(**batch).item())
             out[split] = float(np.mean(losses))
         net.train()
         return out
@@ -281,7 +284,7 @@ if __name__ == '__main__':
             if ddp:  # sync gradients on the last micro-step only
                 net.require_backward_grad_sync = micro_step == gradient_accumulation_steps - 1
             with ctx:
-                loss = net(*batch) / gradient_accumulation_steps
+                loss = net(**batch) / gradient_accumulation_steps
             scaler.scale(loss).backward()
         if grad_clip != 0.0:
             scaler.unscale_(optimizer)

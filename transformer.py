@@ -29,7 +29,8 @@ class Attention(nn.Module):
     def forward(self, x, context=None, mask=None, cache=None):
         """Self-attention (causal) when context is None, else cross-attention to context (B, S, C)
         where mask (B, S) is True for the keys to attend. cache: a dict that holds this layer's
-        keys and values of the earlier steps (or of the context) while sampling one step at a time."""
+        keys and values of the earlier steps (or of the context) while sampling one step at a time;
+        cache['window'], if set, keeps only that many of the latest steps."""
         q = self.heads(self.q(x))
         if context is not None and cache is not None and 'k' in cache:
             k, v = cache['k'], cache['v']  # a condition's keys and values, made at the first step
@@ -38,6 +39,8 @@ class Attention(nn.Module):
             if cache is not None:
                 if 'k' in cache:  # earlier steps' keys and values, then this step's
                     k, v = torch.cat([cache['k'], k], dim=2), torch.cat([cache['v'], v], dim=2)
+                if 'window' in cache:  # attend to the last `window` steps only (the span trained on)
+                    k, v = k[:, :, -cache['window']:], v[:, :, -cache['window']:]
                 cache['k'], cache['v'] = k, v
         dropout = self.dropout if self.training else 0.0
         if context is None:

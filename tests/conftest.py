@@ -60,7 +60,8 @@ TINY_TRAIN = ['--device=cpu', '--compile=False', '--dtype=float32', '--warmup_it
 
 @pytest.fixture(scope='session')
 def tiny_stages(tiny_data, tiny_bert, tmp_path_factory):
-    """A tiny autoencoder, Composer and Decoder trained on tiny_data by train.py: their checkpoint paths."""
+    """A tiny autoencoder, Composer and Decoder trained on tiny_data by train.py: their checkpoint
+    paths, and the Decoder's training log ('decoder_log')."""
     out = tmp_path_factory.mktemp('stages')
     paths = {stage: str(out / stage / 'ckpt.pt') for stage in ('ae', 'composer', 'decoder')}
     common = TINY_TRAIN + [f'--data_dir={tiny_data}', f'--style_model={tiny_bert}']
@@ -69,7 +70,7 @@ def tiny_stages(tiny_data, tiny_bert, tmp_path_factory):
                '--eval_interval=300', *common)
     run_script('train.py', '--model=composer', f'--out_dir={out}/composer', '--batch_size=4', '--n_layer=1',
                '--n_head=2', '--n_embd=32', '--max_iters=100', '--eval_interval=100', *common)
-    run_script('train.py', '--model=decoder', f'--out_dir={out}/decoder', f"--ae_ckpt={paths['ae']}",
-               f"--composer_ckpt={paths['composer']}", '--batch_size=4', '--block_size=16', '--n_layer=2',
-               '--n_head=2', '--n_embd=64', '--max_iters=300', '--lr_decay_iters=300', '--eval_interval=300', *common)
+    paths['decoder_log'] = run_script('train.py', '--model=decoder', f'--out_dir={out}/decoder', f"--ae_ckpt={paths['ae']}",
+               f"--composer_ckpt={paths['composer']}", '--batch_size=4', '--block_size=64', '--n_layer=2',
+               '--n_head=2', '--n_embd=64', '--head_width=64', '--max_iters=300', '--lr_decay_iters=300', '--eval_interval=300', *common).stdout
     return paths

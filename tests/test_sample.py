@@ -110,4 +110,4 @@ def test_bad_checkpoints(run_sample, tiny_stages, tiny_data, tmp_path):
                '--width=16', '--n_res=1', '--context_rows=2', '--batch_size=2', '--max_iters=1', '--eval_interval=1',
                *TINY_TRAIN)
     message = run_sample(lyrics=lyrics, ae_ckpt=str(tmp_path / 'ae' / 'ckpt.pt'))
-    assert 'latent_dim is 128 for' in message and 'but 512 in' in message
+    assert 'row_dim is 32 for' in message and 'but 64 in' in message
