@@ -90,9 +90,9 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
     length_acc, length_base, gap_acc, role_acc = accuracies()
     # another style for every song: the next style text of the table that differs from its own
     texts = styles['texts']
-    others = [next(r for r in range(s['style'] + 1, s['style'] + len(texts)) if texts[r % len(texts)] not in ('', texts[s['style']])) % len(texts)
-              for s in songs]
-    swapped_acc = accuracies(others)[0]
+    others = [next((r % len(texts) for r in range(s['style'] + 1, s['style'] + len(texts))
+                    if texts[r % len(texts)] not in ('', texts[s['style']])), None) for s in songs]
+    swapped_acc = accuracies(others)[0] if None not in others else None
 
     in_order, errors = [], []
     vocab = meta['vocab']
@@ -111,7 +111,10 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
                    length_acc_swapped_style=swapped_acc)
     print(f"{len(songs)} validation songs; teacher-forced unless it says sampled")
     print(f"length-class accuracy     {length_acc:.3f}  (always the most common class: {length_base:.3f})")
-    print(f"  with another song's style {swapped_acc:.3f}")
+    if swapped_acc is None:
+        print("  with another song's style: skipped, the songs have fewer than two distinct styles")
+    else:
+        print(f"  with another song's style {swapped_acc:.3f}")
     print(f"gap-versus-line accuracy  {gap_acc:.3f}")
     print(f"role accuracy             {role_acc:.3f}")
     print(f"sampled plans: lines placed in order {figures['lines_in_order']:.3f}, "

@@ -20,6 +20,7 @@ Written rules for what people actually paste (each has a test):
   anything else are dropped.
 """
 import functools
+import hashlib
 import re
 import unicodedata
 
@@ -51,6 +52,13 @@ def vocabulary():
     from pypinyin.pinyin_dict import pinyin_dict
     bases = {to_normal(p) for readings in pinyin_dict.values() for p in readings.split(',')}
     return SPECIALS + [base + tone for base in sorted(bases) for tone in '12345']
+
+
+@functools.lru_cache(maxsize=1)
+def vocabulary_hash():
+    """A fingerprint of the vocabulary: another pypinyin could renumber the tokens, so every cache
+    and checkpoint keeps this (prepare.py puts it in the settings) and a mismatch is refused."""
+    return hashlib.sha1('\n'.join(vocabulary()).encode('utf-8')).hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=1)

@@ -152,9 +152,9 @@ def split(names, val_fraction):
 
 
 def prepare(dataset_dir, data_dir, num_workers, val_fraction, **settings):
-    from lyrics import BLOCK_COLUMNS, KINDS, ROLES, vocabulary
+    from lyrics import BLOCK_COLUMNS, KINDS, ROLES, vocabulary, vocabulary_hash
     from tqdm import tqdm
-    settings = dict(settings, cache_version=CACHE_VERSION)
+    settings = dict(settings, cache_version=CACHE_VERSION, vocab_hash=vocabulary_hash())
     names = find_songs(dataset_dir)
     if not names:
         raise SystemExit(f"no song folders in '{dataset_dir}'; each song is a folder with audio.wav and lyrics.txt")

@@ -40,7 +40,7 @@ compile = False  # torch.compile the autoencoder's decoder (fixed shapes; the De
 
 def load_stages(ae_ckpt, composer_ckpt, decoder_ckpt, device):
     """The three checkpoints, refused with both sides named when they do not fit together."""
-    from lyrics import token_ids
+    from lyrics import vocabulary_hash
     from train import check_settings, load_checkpoint
     ae_checkpoint, ae_model = load_checkpoint(ae_ckpt, device, stage='ae')
     composer_checkpoint, composer_model = load_checkpoint(composer_ckpt, device, stage='composer')
@@ -54,8 +54,8 @@ def load_stages(ae_ckpt, composer_ckpt, decoder_ckpt, device):
     check_settings(dict(composer_dim=d.composer_dim, vocab_size=d.vocab_size),
                    dict(composer_dim=composer_model.config.n_embd, vocab_size=composer_model.config.vocab_size),
                    decoder_ckpt, composer_ckpt)
-    check_settings(dict(vocab_size=composer_model.config.vocab_size), dict(vocab_size=len(token_ids())),
-                   composer_ckpt, 'lyrics.py')
+    check_settings(dict(vocab_hash=composer_checkpoint['data_settings'].get('vocab_hash')),
+                   dict(vocab_hash=vocabulary_hash()), composer_ckpt, "this pypinyin's vocabulary (lyrics.py)")
     return ae_model, composer_model, decoder_model, composer_checkpoint['config'], decoder_checkpoint['data_settings']
 
 

@@ -1,6 +1,7 @@
 """The Composer: plans sing the lyrics in order whatever the model samples, plans round-trip
 through JSON, odd lyrics, and a tiny composer trained by train.py (eval.py's figures)."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -108,3 +109,13 @@ def test_a_tiny_composer_learns(tiny_data, tiny_bert, tmp_path):
     figures = json.loads(out.strip().splitlines()[-1])
     assert figures['lines_in_order'] == 1.0
     assert figures['gap_acc'] > 0.8 and figures['role_acc'] > 0.8, figures
+    # a corpus whose songs share one style: the style swap is skipped and said so, not a crash
+    one_style = tmp_path / 'one_style'
+    shutil.copytree(tiny_data, one_style)
+    meta = json.loads((one_style / 'meta.json').read_text())
+    for entry in meta['songs'].values():
+        entry['style'] = 'pop'
+    (one_style / 'meta.json').write_text(json.dumps(meta))
+    out = run_script('eval.py', f'--ckpt={tmp_path}/ckpt.pt', f'--data_dir={one_style}').stdout
+    assert 'fewer than two distinct styles' in out
+    assert json.loads(out.strip().splitlines()[-1])['length_acc_swapped_style'] is None

@@ -93,6 +93,16 @@ def test_guidance_one_is_the_conditional_path():
     assert (guided - seeded(lambda: net.head.sample(h[:, 0], 3))).abs().max() < 1e-5
 
 
+def test_rollouts_keep_float32_under_bfloat16_autocast():
+    # the running latent must not round each step's small change away over a long song
+    net = tiny_model()
+    conds, first = plan_conditions()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        rows = seeded(lambda: net.generate(first, *conds, flow_steps=4))
+    assert rows.dtype == torch.float32
+    assert (rows != rows.bfloat16().float()).float().mean() > 0.9
+
+
 def test_a_step_attends_to_the_last_block_size_rows():
     net = tiny_model(block_size=8)
     conds, first = plan_conditions(N=30)
@@ -106,8 +116,9 @@ def test_the_head_learns_and_eval_reports(tiny_stages, tiny_data):
     log = tiny_stages['decoder_log']
     losses = [float(v) for v in re.findall(r'^step \d+: train loss ([\d.]+)', log, re.M)]
     assert losses[-1] < 0.5 * losses[0], losses  # the flow loss at step 0 is about 2: noise against unit-spread rows
+    # 30 s rollouts from plans of 12-16 s songs: each song is measured over its own length
     out = run_script('eval.py', f"--ckpt={tiny_stages['decoder']}", f'--data_dir={tiny_data}',
-                     '--rollout_seconds=5', '--flow_steps=4').stdout
+                     '--rollout_seconds=30', '--flow_steps=4').stdout
     figures = json.loads(out.strip().splitlines()[-1])
     assert set(figures) == {'flow_loss', 'frechet', 'frechet_floor', 'sharpness', 'sharpness_reconstructed'}
     assert figures['flow_loss'] < 0.6 * losses[0], figures

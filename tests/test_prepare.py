@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 import prepare as prep
-from lyrics import BLOCK_COLUMNS
+from lyrics import BLOCK_COLUMNS, vocabulary_hash
 
 SETTINGS = dict(sample_rate=16000, n_fft=1024, hop_length=128, n_mels=128, segment_frames=128, max_block_seconds=8.0,
                 min_gap_seconds=0.5, n_length_classes=8, max_block_tokens=24)
@@ -41,6 +41,7 @@ def prepared(tiny_corpus, tmp_path_factory):
 def test_synthetic_corpus(prepared, tiny_corpus):
     meta, data = prepared
     assert meta['settings']['sample_rate'] == 16000 and len(meta['vocab']) > 2000
+    assert meta['settings']['vocab_hash'] == vocabulary_hash()  # every checkpoint keeps it with the settings
     assert sorted(meta['split']['train'] + meta['split']['val']) == sorted(os.listdir(tiny_corpus))
     assert len(meta['split']['val']) == 1
     for name, entry in meta['songs'].items():
@@ -78,10 +79,15 @@ def test_second_run_redoes_only_what_changed(tiny_corpus, tmp_path, capsys):
     capsys.readouterr()
     run(dataset, data)
     assert '0 to prepare, 4 unchanged' in capsys.readouterr().out
+    # a cache derived from a song (the Decoder's latents) goes when the song is redone, and stays when not
+    for song in ('song_001', 'song_002'):
+        np.save(data / 'songs' / song / 'latents-0123456789ab.npy', np.zeros(3))
     with open(dataset / 'song_002' / 'lyrics.txt', 'a', encoding='utf-8') as f:
         f.write('[00:01.00]新的一行\n')
     run(dataset, data)
     assert '1 to prepare, 3 unchanged' in capsys.readouterr().out
+    assert not (data / 'songs' / 'song_002' / 'latents-0123456789ab.npy').exists()
+    assert (data / 'songs' / 'song_001' / 'latents-0123456789ab.npy').exists()
     assert os.stat(data / 'songs' / 'song_001' / 'mel.npy').st_mtime_ns == mtime
     meta = run(dataset, data, n_mels=64)  # other settings: everything again
     assert '4 to prepare, 0 unchanged' in capsys.readouterr().out

@@ -10,6 +10,7 @@ import torch
 
 import composer
 from conftest import TINY_TRAIN, run_script
+from lyrics import vocabulary_hash
 
 LYRICS = '[verse]\n我爱你\n你爱我\n[chorus]\n蜜雪冰城甜蜜蜜\n'
 
@@ -105,6 +106,13 @@ def test_bad_checkpoints(run_sample, tiny_stages, tiny_data, tmp_path):
     torch.save(checkpoint, tmp_path / 'composer.pt')
     message = run_sample(lyrics=lyrics, composer_ckpt=str(tmp_path / 'composer.pt'))
     assert f"n_mels is 64 for {tiny_stages['decoder']} but 128 in {tmp_path / 'composer.pt'}" in message
+    # checkpoints made with another pypinyin's vocabulary (tokens may be renumbered)
+    for stage in ('ae', 'composer', 'decoder'):
+        checkpoint = torch.load(tiny_stages[stage], weights_only=False)
+        checkpoint['data_settings'] = dict(checkpoint['data_settings'], vocab_hash='0123456789ab')
+        torch.save(checkpoint, tmp_path / f'{stage}.pt')
+    message = run_sample(lyrics=lyrics, **{f'{stage}_ckpt': str(tmp_path / f'{stage}.pt') for stage in ('ae', 'composer', 'decoder')})
+    assert f"vocab_hash is 0123456789ab for {tmp_path / 'composer.pt'} but {vocabulary_hash()} in this pypinyin's" in message
     # an autoencoder with another latent shape
     run_script('train.py', '--model=ae', f'--data_dir={tiny_data}', f'--out_dir={tmp_path}/ae', '--patch=4',
                '--width=16', '--n_res=1', '--context_rows=2', '--batch_size=2', '--max_iters=1', '--eval_interval=1',

@@ -28,7 +28,14 @@ def test_resume_matches_an_uninterrupted_run(tiny_data, tmp_path):
     assert torch.load(tmp_path / 'split' / 'ckpt.pt', weights_only=False)['iter_num'] == 8
 
 
-def test_ddp_ranks_hold_the_same_weights(tiny_data, tmp_path):
+@pytest.mark.parametrize('stage', ['ae', 'composer', 'decoder'])
+def test_ddp_ranks_hold_the_same_weights(stage, tiny_data, tiny_bert, tiny_stages, tmp_path):
+    args = {'ae': TINY_AE,
+            'composer': ['--model=composer', '--n_layer=1', '--n_head=2', '--n_embd=32', f'--style_model={tiny_bert}'],
+            'decoder': ['--model=decoder', '--n_layer=1', '--n_head=2', '--n_embd=32', '--head_width=32',
+                        '--block_size=32', f"--ae_ckpt={tiny_stages['ae']}", f"--composer_ckpt={tiny_stages['composer']}"]}
+    common = ['--device=cpu', '--dtype=float32', '--compile=False', '--batch_size=4', '--eval_iters=2',
+              '--log_interval=1', '--warmup_iters=2']
     # a wrapper runs train.py in each rank's process, then saves that rank's weights
     wrapper = tmp_path / 'run_rank.py'
     wrapper.write_text(
@@ -36,7 +43,7 @@ def test_ddp_ranks_hold_the_same_weights(tiny_data, tmp_path):
         f"sys.path.insert(0, {os.getcwd()!r})\n"
         "g = runpy.run_path('train.py', run_name='__main__')\n"
         f"torch.save(g['raw_model'].state_dict(), os.path.join({str(tmp_path)!r}, 'rank%s.pt' % os.environ['RANK']))\n")
-    run_script('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', wrapper, *TINY_AE,
+    run_script('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', wrapper, *common, *args[stage],
                f'--data_dir={tiny_data}', '--max_iters=3', '--eval_interval=3', f'--out_dir={tmp_path / "out"}')
     a, b = torch.load(tmp_path / 'rank0.pt'), torch.load(tmp_path / 'rank1.pt')
     start = torch.load(tmp_path / 'out' / 'ckpt.pt', weights_only=False)['model']
