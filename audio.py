@@ -28,11 +28,21 @@ def _mel_to_hz(mel):
     return torch.where(mel >= 15.0, log_part, lin_part)
 
 
+def _mel_edges_hz(sample_rate, n_mels):
+    # n_mels + 2 points evenly spaced in mels from 0 Hz to Nyquist: each filter spans three of them
+    return _mel_to_hz(torch.linspace(0, _hz_to_mel(sample_rate / 2).item(), n_mels + 2, dtype=torch.float64))
+
+
+def mel_frequencies(sample_rate, n_mels):
+    """(n_mels,) the centre frequency in Hz of each mel bin of mel_filterbank."""
+    return _mel_edges_hz(sample_rate, n_mels)[1:-1].float()
+
+
 @functools.lru_cache(maxsize=16)
 def mel_filterbank(sample_rate, n_fft, n_mels, device='cpu'):
     """[n_mels, n_fft//2+1] triangular filters from 0 Hz to Nyquist, float32."""
     fft_hz = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
-    edges_hz = _mel_to_hz(torch.linspace(0, _hz_to_mel(sample_rate / 2).item(), n_mels + 2, dtype=torch.float64))
+    edges_hz = _mel_edges_hz(sample_rate, n_mels)
     lower, center, upper = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]
     rising = (fft_hz - lower) / (center - lower)
     falling = (upper - fft_hz) / (upper - center)

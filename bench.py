@@ -28,7 +28,10 @@ device = 'cpu'
 seed = 1337
 batch_size = 0  # model benchmarks: 0 = the config file's batch_size
 compile_modes = 'eager,compiled'  # which of the two the model benchmarks run
-cfg_scale = 1.0  # decoder: guidance; sample.py's 3.0 runs two rows per step (with and without plan and style)
+cfg_scale = 1.0  # decoder: guidance; sample.py's 2.0 runs two rows per step (with and without plan and style)
+flow_steps = 8  # decoder: the head's Euler steps per row
+decoder_rows = '128,256,512,1024'  # decoder: song lengths in latent rows (a 60 s synthetic song is about 940)
+reference_rows = 512  # decoder: the longest song the no-cache reference is timed on (it grows as rows squared)
 sizes = 'synth,real'  # model sizes the model benchmarks run (the real decoder is slow on a CPU without the cache)
 # -----------------------------------------------------------------------------
 
@@ -170,8 +173,9 @@ def bench_ae():
 
 
 def bench_decoder():
-    """Sampling N steps one at a time with the key/value cache, against recomputing the whole
-    prefix at every step; both must give the same latents."""
+    """Sampling a song one latent row at a time with the key/value cache, against recomputing the
+    whole prefix at every step (both must give the same rows), and the flow head's share of a
+    cached step."""
     import runpy
     import ae
     import decoder
@@ -183,32 +187,50 @@ def bench_decoder():
         C, h, w = ae_args.latent_channels, ae_args.segment_frames // ae_args.patch, ae_args.n_mels // ae_args.patch
         config = runpy.run_path(decoder_config)
         args = {f: config[f] for f in decoder.Config.__dataclass_fields__ if f in config}
-        args.update(latent_dim=C * h * w, latent_rows=h, composer_dim=runpy.run_path(composer_config)['n_embd'])
+        args.update(row_dim=C * w, latent_rows=h, composer_dim=runpy.run_path(composer_config)['n_embd'])
         torch.manual_seed(seed)
         net = decoder.Model(decoder.Config(**args)).to(device).eval()
-        cfg, N, P, S = net.config, 128, 40, 32  # a song of N steps, P blocks, S style tokens
+        cfg, P, S = net.config, 40, 32  # a song of P blocks, S style tokens
+        N = max(int(n) for n in decoder_rows.split(','))
         gen = torch.Generator().manual_seed(seed)
-        row_block = torch.sort(torch.randint(0, P, (1, N * h), generator=gen)).values.view(1, N, h)
-        conds = [row_block, torch.rand(1, N, h, generator=gen) * 4, torch.randint(0, cfg.vocab_size, (1, N, h), generator=gen),
-                 torch.randn(1, P, cfg.composer_dim, generator=gen), torch.ones(1, P, dtype=torch.bool),
-                 torch.randn(1, S, cfg.style_dim, generator=gen), torch.ones(1, S, dtype=torch.bool)]
-        first = torch.randn(1, cfg.latent_dim, generator=gen)
+        conds = [torch.sort(torch.randint(0, P, (1, N), generator=gen)).values, torch.rand(1, N, generator=gen) * 4,
+                 torch.randint(0, cfg.vocab_size, (1, N), generator=gen), torch.randn(1, P, cfg.composer_dim, generator=gen),
+                 torch.ones(1, P, dtype=torch.bool), torch.randn(1, S, cfg.style_dim, generator=gen),
+                 torch.ones(1, S, dtype=torch.bool)]
+        first = torch.randn(1, cfg.row_dim, generator=gen)
         conds, first = [x.to(device) for x in conds], first.to(device)
-        for n in (32, 64, 128):
-            part = [x[:, :n] if i < 3 else x for i, x in enumerate(conds)]
-            t_cache, (z_cache, *_) = timed(lambda run: net.generate(first, *part, cfg_scale=cfg_scale), repeats)
-            t_full, (z_full, *_) = timed(lambda run: net.generate(first, *part, cfg_scale=cfg_scale, use_cache=False), repeats)
-            diff = (z_cache - z_full).abs().max().item()
-            rows.append((size, n, sum(p.numel() for p in net.parameters()), t_cache, t_full, diff))
-    print(f"\ndecoder sampling one song, cfg_scale {cfg_scale}, device {device}, {threads()}, median of {repeats}\n")
-    print(f"{'size':6s} {'steps':>5s} {'params':>8s} {'cache s':>8s} {'no cache s':>10s} {'speed-up':>8s} {'max |diff|':>10s}")
-    for size, n, params, t_cache, t_full, diff in rows:
-        print(f"{size:6s} {n:5d} {params / 1e6:7.2f}M {t_cache:8.3f} {t_full:10.3f} {t_full / t_cache:7.1f}x {diff:10.2e}")
+        hidden = torch.randn(2 if cfg_scale != 1.0 else 1, cfg.n_embd, device=device)
+        sample = lambda n, use_cache: decoder_generate(net, first, [x[:, :n] if i < 3 else x for i, x in enumerate(conds)],
+                                                        use_cache)
+        for n in (int(n) for n in decoder_rows.split(',')):
+            t_cache, (z_cache, *_) = timed(lambda run: sample(n, True), repeats)
+            t_full, diff = float('nan'), float('nan')
+            if n <= reference_rows:
+                t_full, (z_full, *_) = timed(lambda run: sample(n, False), repeats)
+                diff = (z_cache - z_full).abs().max().item()
+            t_head = timed(lambda run: [net.head.sample(hidden, flow_steps, cfg_scale=cfg_scale if cfg_scale != 1.0 else None)
+                                        for _ in range(n)], repeats)[0]
+            rows.append((size, n, sum(p.numel() for p in net.parameters()), t_cache, t_full, diff, t_head / t_cache))
+    print(f"\ndecoder sampling one song, one latent row per step, flow_steps {flow_steps}, cfg_scale {cfg_scale}, "
+          f"device {device}, {threads()}, median of {repeats}\n")
+    print(f"{'size':6s} {'rows':>5s} {'params':>8s} {'cache s':>8s} {'no cache s':>10s} {'speed-up':>8s} "
+          f"{'max |diff|':>10s} {'rows/s':>7s} {'head':>5s}")
+    for size, n, params, t_cache, t_full, diff, head in rows:
+        print(f"{size:6s} {n:5d} {params / 1e6:7.2f}M {t_cache:8.3f} {t_full:10.3f} {t_full / t_cache:7.1f}x "
+              f"{diff:10.2e} {n / t_cache:7.1f} {head:5.0%}")
         prefix = 'kv' if size == sizes.split(',')[0] else f'kv_{size}'  # the first size gives the plain keys
-        figures[f'{prefix}_speedup_{n}'] = round(t_full / t_cache, 2)
-        figures[f'{prefix}_max_abs_diff'] = max(figures.get(f'{prefix}_max_abs_diff', 0.0), float(f'{diff:.3g}'))
-        figures[f'{prefix}_steps_per_second_{n}'] = round(n / t_cache, 1)
+        if t_full == t_full:
+            figures[f'{prefix}_speedup_{n}'] = round(t_full / t_cache, 2)
+            figures[f'{prefix}_max_abs_diff'] = max(figures.get(f'{prefix}_max_abs_diff', 0.0), float(f'{diff:.3g}'))
+        figures[f'{prefix}_rows_per_second_{n}'] = round(n / t_cache, 1)
+        figures[f'{prefix}_head_share_{n}'] = round(head, 3)
+    print("head: the share of a cached step spent in the flow head's Euler steps")
     print(json.dumps(figures))
+
+
+def decoder_generate(net, first, conds, use_cache):
+    torch.manual_seed(seed)  # the same noise for both paths
+    return net.generate(first, *conds, flow_steps=flow_steps, cfg_scale=cfg_scale, use_cache=use_cache)
 
 
 if __name__ == '__main__':

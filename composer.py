@@ -363,6 +363,24 @@ def read_plan(path):
     return blocks, style_text
 
 
+def plan_blocks(table, tokens, vocab, frames_per_second):
+    """A block table (P, 7) and tokens (P, K) as prepare.py caches them -> plan blocks (as plan()
+    writes them: a real song's plan can be drawn, edited and rendered); the inverse of plan_arrays."""
+    blocks = []
+    for row, ids in zip(table, tokens):
+        start = round(float(row[START]) / frames_per_second, 3)
+        if row[KIND] == STOP:
+            blocks.append(dict(kind='end', start=start))
+            continue
+        block = dict(kind=KINDS[row[KIND]], role=ROLES[row[ROLE]], start=start,
+                     seconds=round(float(row[END] - row[START]) / frames_per_second, 3), finish=bool(row[FINISH]),
+                     length_class=int(row[LENGTH]))
+        if row[KIND] == LINE:
+            block.update(text='', pinyin=' '.join(vocab[t] for t in ids[:row[N_TOKENS]]))
+        blocks.append(block)
+    return blocks
+
+
 def plan_arrays(blocks, settings):
     """Plan blocks (from plan() or read_plan) -> the block table (P, 7) and tokens (P, K) that
     prepare.py would have cached for them; a length edited by hand gets its length class."""

@@ -14,6 +14,9 @@ import numpy as np
 import scipy.linalg
 import torch
 
+import composer
+from sample import plot_song
+
 # -----------------------------------------------------------------------------
 ckpt = 'out-ae-synth/ckpt.pt'
 data_dir = 'data/synth'
@@ -24,6 +27,7 @@ flow_steps = 8  # decoder: Euler steps of the head per row
 temperature = 1.0  # decoder: scale of the head's starting noise
 cfg_scale = 2.0  # decoder: classifier-free guidance in the rollouts (sample.py's decoder_cfg_scale)
 samples_dir = ''  # a folder of sample.py's output: evaluate those songs instead of a checkpoint
+figure = ''  # decoder: a PNG of the first validation song, real beside generated from its plan
 # -----------------------------------------------------------------------------
 
 
@@ -68,7 +72,6 @@ def eval_ae(net, meta, data_dir, device):
 def eval_composer(net, meta, data_dir, device, checkpoint):
     """Teacher-forced accuracies on the validation songs (also with every song's style swapped for
     another style's), and plans sampled for their lyrics against their real form."""
-    import composer
     from lyrics import KINDS, ROLES
     data = composer.load_data(data_dir, meta, 'val', checkpoint['config'])
     train = composer.load_data(data_dir, meta, 'train', checkpoint['config'])
@@ -154,6 +157,14 @@ def eval_decoder(net, meta, data_dir, device, checkpoint):
     generated = rollouts()
     swapped = rollouts([(i + 1) % len(songs) for i in range(len(songs))]) if len(songs) > 1 else None
     mels = [np.load(os.path.join(data_dir, 'songs', s['name'], 'mel.npy')).astype(np.float32) for s in songs]
+    if figure:  # the first validation song: real, through the autoencoder, and generated from its plan
+        frames = lengths[0] // h * data['segment_frames']
+        blocks = composer.plan_blocks(songs[0]['table'], songs[0]['tokens'], meta['vocab'], data['frames_per_second'])
+        plot_song(figure, [(f"real: {songs[0]['name']}", mels[0][:frames]),
+                           ('through the autoencoder', ae_model.decode_song(real[0].to(device))),
+                           (f'generated from its plan (cfg_scale {cfg_scale})', ae_model.decode_song(generated[0].to(device)))],
+                  blocks, meta['settings'])
+        print(f"wrote {figure}")
     figures = dict(flow_loss=flow_loss)
     figures.update(rollout_figures(generated, real, swapped, [s['table'] for s in songs], mels, ae_model,
                                    meta['settings'], device))
@@ -237,7 +248,6 @@ def voice_band(settings):
 
 def sung_frames(table, n_frames):
     """(n_frames,) bool: the frames that a block table puts inside lyric lines."""
-    import composer
     sung = np.zeros(n_frames, bool)
     for row in table[table[:, composer.KIND] == composer.LINE]:
         sung[row[composer.START]:row[composer.END]] = True
@@ -280,7 +290,6 @@ def eval_samples(samples_dir, meta, data_dir):
     import glob
     import soundfile as sf
     import audio
-    import composer
     s = meta['settings']
     band = voice_band(s)
     fps = s['sample_rate'] / s['hop_length']

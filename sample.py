@@ -9,11 +9,14 @@ spectrogram, with the plan's lines and gaps marked above it).
     python sample.py --plan=samples/sample_0.plan.json
 """
 import os
-import struct
-import zlib
 
+import matplotlib
+matplotlib.use('Agg')  # files only, no window
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+import audio
 
 # -----------------------------------------------------------------------------
 lyrics = ''  # a lyrics.txt (section headers, optional LRC stamps); or
@@ -89,35 +92,40 @@ def render(blocks, style_embedding, style_mask, ae_model, composer_model, decode
     return mel[:frames].float()
 
 
-def write_png(path, mel, blocks, frames_per_second, max_width=1600):
-    """The log-mel spectrogram (low frequencies at the bottom) under a strip that shows the
-    plan: lyric lines orange, gaps grey, a white tick where each block begins."""
-    image = mel.T.flip(0).cpu().numpy()  # (n_mels, frames)
-    step = max(1, -(-image.shape[1] // max_width))
-    image = image[:, :image.shape[1] // step * step].reshape(image.shape[0], -1, step).mean(2)  # time squeezed
-    level = np.sqrt(np.clip(image / max(image.max(), 1e-6), 0, 1))[..., None]  # brighter quiet parts
-    level = level.repeat(2, axis=0)  # two pixel rows per mel bin
-    rgb = (255 * (level * np.array([1.0, 0.85, 0.3]) + (1 - level) * np.array([0.05, 0.05, 0.2]))).astype(np.uint8)
-    strip = np.full((14, rgb.shape[1], 3), 255, np.uint8)
-    column = lambda seconds: min(int(seconds * frames_per_second / step), rgb.shape[1] - 1)
-    for b in blocks[:-1]:
-        lo, hi = column(b['start']), column(b['start'] + b['seconds'])
-        strip[2:12, lo:hi + 1] = (240, 140, 20) if b['kind'] == 'line' else (170, 170, 170)
-        rgb[:, lo] = 255
-    picture = np.concatenate([strip, rgb])
-    raw = b''.join(b'\x00' + row.tobytes() for row in picture)  # each row: filter type 0, then RGB
-
-    def chunk(kind, data):
-        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
-    header = struct.pack('>IIBBBBB', picture.shape[1], picture.shape[0], 8, 2, 0, 0, 0)  # 8-bit RGB
-    with open(path, 'wb') as f:
-        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(raw, 6)) + chunk(b'IEND', b''))
+def plot_song(path, panels, blocks, settings, max_seconds=None):
+    """Spectrogram figure(s) of a song under its plan: panels is a list of (title, log-mels
+    (frames, n_mels)), drawn one above the other with time in seconds along the bottom, frequency
+    on the side, each planned lyric line shaded and labelled with its pinyin, gaps left clear."""
+    fps = settings['sample_rate'] / settings['hop_length']
+    mel_hz = audio.mel_frequencies(settings['sample_rate'], settings['n_mels'])
+    fig, axes = plt.subplots(len(panels), 1, figsize=(14, 3.2 * len(panels)), sharex=True, squeeze=False)
+    for ax, (title, mel) in zip(axes[:, 0], panels):
+        mel = mel.float().cpu().numpy() if torch.is_tensor(mel) else mel
+        seconds = len(mel) / fps if max_seconds is None else min(max_seconds, len(mel) / fps)
+        # mel bins are evenly spaced in mels, not Hz: label the bins with their centre frequencies
+        shown = mel[:round(seconds * fps)].T
+        ax.imshow(np.sqrt(np.clip(shown, 0, None)), origin='lower', aspect='auto', cmap='magma',  # sqrt: quiet parts show
+                  extent=(0, seconds, 0, len(mel_hz)), interpolation='nearest', vmin=0,
+                  vmax=max(np.sqrt(np.percentile(shown, 99.8)), 1e-3))
+        ticks = [b for b in range(0, len(mel_hz), max(1, len(mel_hz) // 6))]
+        ax.set_yticks(ticks, [f"{mel_hz[b] / 1000:.1f}" for b in ticks])
+        ax.set_ylabel('kHz')
+        ax.set_title(title, loc='left', fontsize=10)
+        lines = [b for b in blocks[:-1] if b['kind'] == 'line' and b['start'] < seconds]
+        for i, b in enumerate(lines):
+            ax.axvspan(b['start'], b['start'] + b['seconds'], ymin=0.95, ymax=1.0, color='tab:cyan', alpha=0.9)
+            ax.axvline(b['start'], color='white', lw=0.6, alpha=0.5)
+            ax.text(b['start'] + 0.05, len(mel_hz) * (0.92 - 0.07 * (i % 2)), b.get('pinyin', ''), color='white',
+                    fontsize=6, va='top', clip_on=True)  # every other line lower, so that labels do not overlap
+    axes[-1, 0].set_xlabel('seconds')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main():
     from contextlib import nullcontext
     import soundfile as sf
-    import audio
     import composer
     import style as style_encoder
     from lyrics import read_lyrics
@@ -180,7 +188,7 @@ def main():
         wav = wav.cpu().numpy()
         wav = wav * min(1.0, 0.95 / max(np.abs(wav).max(), 1e-9))  # never clip
         sf.write(name + '.wav', wav, sr, subtype='PCM_16')
-        write_png(name + '.png', mel, blocks, fps)
+        plot_song(name + '.png', [(f'{name}: {style_text}', mel)], blocks, settings)
         print(f"sample {i}: wrote {name}.wav ({len(wav) / sr:.1f} s), {name}.plan.json, {name}.png")
 
 

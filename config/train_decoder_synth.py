@@ -1,4 +1,4 @@
-# the Decoder on the synthetic corpus, sized for a 2-core CPU: a few minutes. Reads the frozen
+# the Decoder on the synthetic corpus, sized for a 2-core CPU: about 13 minutes. Reads the frozen
 # out-ae-synth and out-composer-synth checkpoints (train them first).
 model = 'decoder'
 data_dir = 'data/synth'
@@ -7,20 +7,23 @@ ae_ckpt = 'out-ae-synth/ckpt.pt'
 composer_ckpt = 'out-composer-synth/ckpt.pt'
 device = 'cpu'
 dtype = 'float32'
-compile = False
+compile = False  # measured: 0.70 s against 0.75 s a step here, after a 104 s compile
 batch_size = 8
-block_size = 64  # every synthetic song fits in one window
+block_size = 256  # latent rows per window: 16 s (a row is 8 frames, 64 ms)
 n_layer = 4
 n_head = 4
-n_embd = 256
+n_embd = 192
+head_width = 192
+head_layers = 3
+head_samples = 2
 dropout = 0.1
-input_noise = 0.5  # against drift in free-running rollouts (README, "The decoder")
-max_iters = 1500
-lr_decay_iters = 1500
+input_noise = 0.0
+max_iters = 1000
+lr_decay_iters = 1000
 warmup_iters = 50
 learning_rate = 1e-3
 min_lr = 1e-4
 weight_decay = 0.1
-eval_interval = 500
+eval_interval = 250
 eval_iters = 10
 log_interval = 50
