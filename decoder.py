@@ -301,7 +301,8 @@ def load_data(data_dir, meta, split, config):
                           style=song['style'], rows=[torch.from_numpy(r) for r in rows]))
     return dict(songs=songs, styles=plans['styles'], silence=silence_row(ae_model, settings, device),
                 latent_shape=ae_model.latent_shape, composer_dim=composer_model.config.n_embd,
-                frames_per_second=fps, row_frames=row_frames, block_size=config['block_size'])
+                frames_per_second=fps, segment_frames=settings['segment_frames'], row_frames=row_frames,
+                block_size=config['block_size'])
 
 
 def data_args(meta, data):

@@ -202,7 +202,9 @@ def rollout_figures(generated, real, swapped, tables, mels, ae_model, settings, 
       own figure between the two halves of the validation set (the floor);
     - sharpness: mean spectral flatness of the decoded mels in the voice band where the plan
       sings, real / generated (1.0: as sharp as the real songs; a blur is flatter: below 1);
-      the same for the real latents through the autoencoder;
+      the same for the real latents through the autoencoder, which leaves a faint floor in bins
+      that are silent in the real mels and so caps what any Decoder can reach; and generated
+      against that reconstruction (1.0: the Decoder loses nothing beyond the autoencoder);
     - swap: mean L1 between a rollout's latents and its song's, from another song's plan and
       style over from its own (above 1: the plan and style steer the rollout)."""
     flat = lambda zs: torch.cat(zs).flatten(1).double().numpy()  # (segments, C * h * w)
@@ -221,7 +223,8 @@ def rollout_figures(generated, real, swapped, tables, mels, ae_model, settings, 
         flatness['real'].append(spectral_flatness(mel, band)[sung[:len(mel)]])
     flatness = {k: float(np.concatenate(v).mean()) for k, v in flatness.items()}
     figures.update(sharpness=flatness['real'] / flatness['generated'],
-                   sharpness_reconstructed=flatness['real'] / flatness['reconstructed'])
+                   sharpness_reconstructed=flatness['real'] / flatness['reconstructed'],
+                   sharpness_vs_autoencoder=flatness['reconstructed'] / flatness['generated'])
     if swapped is not None:
         distance = lambda zs: float(np.mean([(a - b).abs().mean().item() for a, b in zip(zs, real)]))
         figures.update(rollout_l1=distance(generated), swap_ratio=distance(swapped) / distance(generated))
@@ -232,7 +235,8 @@ def print_rollout_figures(figures):
     print(f"Frechet distance, generated vs real latents  {figures['frechet']:.1f}  (real vs real, two halves of the "
           f"songs: {figures['frechet_floor']:.1f})")
     print(f"sharpness: real / generated flatness         {figures['sharpness']:.3f}  (1.0 = as sharp as real; "
-          f"the autoencoder's reconstructions: {figures['sharpness_reconstructed']:.3f})")
+          f"the autoencoder's reconstructions: {figures['sharpness_reconstructed']:.3f}; generated against those: "
+          f"{figures['sharpness_vs_autoencoder']:.3f})")
     if 'swap_ratio' in figures:
         print(f"rollout L1 to the song, another plan / own   {figures['swap_ratio']:.3f}  (own: {figures['rollout_l1']:.4f})")
 

@@ -120,7 +120,8 @@ def test_the_head_learns_and_eval_reports(tiny_stages, tiny_data):
     out = run_script('eval.py', f"--ckpt={tiny_stages['decoder']}", f'--data_dir={tiny_data}',
                      '--rollout_seconds=30', '--flow_steps=4').stdout
     figures = json.loads(out.strip().splitlines()[-1])
-    assert set(figures) == {'flow_loss', 'frechet', 'frechet_floor', 'sharpness', 'sharpness_reconstructed'}
+    assert set(figures) == {'flow_loss', 'frechet', 'frechet_floor', 'sharpness', 'sharpness_reconstructed',
+                            'sharpness_vs_autoencoder'}
     assert figures['flow_loss'] < 0.6 * losses[0], figures
     assert np.isfinite(figures['frechet']) and figures['sharpness'] > 0, figures
     # the latents were encoded once, beside the mels, keyed by the autoencoder checkpoint
