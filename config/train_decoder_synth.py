@@ -1,5 +1,6 @@
-# the Decoder on the synthetic corpus, sized for a 2-core CPU: about 13 minutes. Reads the frozen
-# out-ae-synth and out-composer-synth checkpoints (train them first).
+# the Decoder on the synthetic corpus, sized for a 2-core CPU: about 13 minutes, and 3 more to encode
+# the corpus's latents the first time. Reads the frozen out-ae-synth and out-composer-synth
+# checkpoints (train them first).
 model = 'decoder'
 data_dir = 'data/synth'
 out_dir = 'out-decoder-synth'
@@ -18,6 +19,7 @@ head_layers = 3
 head_samples = 2
 dropout = 0.1
 input_noise = 0.0
+max_rows = 4096  # 262 s: longer plans are refused by sample.py
 max_iters = 1000
 lr_decay_iters = 1000
 warmup_iters = 50
