@@ -72,7 +72,7 @@ def eval_ae(net, meta, data_dir, device):
 def eval_composer(net, meta, data_dir, device, checkpoint):
     """Teacher-forced accuracies on the validation songs (also with every song's style swapped for
     another style's), and plans sampled for their lyrics against their real form."""
-    from lyrics import KINDS, ROLES
+    from lyrics import ROLES
     data = composer.load_data(data_dir, meta, 'val', checkpoint['config'])
     train = composer.load_data(data_dir, meta, 'train', checkpoint['config'])
     songs, styles = data['songs'], data['styles']

@@ -165,7 +165,7 @@ def main():
                                                              composer_config['style_tokens'])
     style_embedding, style_mask = style_embedding[0].to(device), style_mask[0].to(device)
     os.makedirs(out_dir, exist_ok=True)
-    sr, fps = settings['sample_rate'], settings['sample_rate'] / settings['hop_length']
+    sr = settings['sample_rate']
     for i in range(num_samples):
         name = os.path.join(out_dir, f'sample_{i}')
         if lyrics:
