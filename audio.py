@@ -15,6 +15,11 @@ import torch
 CHUNK_SAMPLES = 640 * 1024
 
 
+def frame_rate(settings):
+    """Mel frames per second of a cache's settings (prepare.py's sample_rate and hop_length)."""
+    return settings['sample_rate'] / settings['hop_length']
+
+
 def _hz_to_mel(hz):
     # Slaney's scale: linear below 1 kHz, logarithmic above
     hz = torch.as_tensor(hz, dtype=torch.float64)
@@ -113,6 +118,12 @@ def mel_to_magnitude(mel, sample_rate, n_fft, n_mels, n_iter=30):
     for _ in range(n_iter):
         magnitude *= numerator / (w_t @ (w @ magnitude)).clamp(min=1e-12)
     return magnitude.T.reshape(*mel.shape[:-1], -1).transpose(-1, -2)  # (..., F, T)
+
+
+def mel_to_wav(mel, sample_rate, n_fft, hop_length, n_mels, n_iter=64):
+    """log1p mel [frames, n_mels] -> waveform: the magnitude by NNLS, then Griffin-Lim (what every
+    generated song goes through)."""
+    return griffin_lim(mel_to_magnitude(mel, sample_rate, n_fft, n_mels), n_fft, hop_length, n_iter)
 
 
 def spectral_convergence(magnitude, wav, n_fft, hop_length):

@@ -13,7 +13,6 @@ dropped with probability `style_drop` in training, for classifier-free guidance.
 `plan(...)` writes a plan for new lyrics; `block_embeddings(...)` gives the hidden states over a
 plan that the Decoder cross-attends to.
 """
-import json
 import os
 from dataclasses import dataclass
 
@@ -22,12 +21,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lyrics import BLOCK_COLUMNS, KINDS, ROLES
+from audio import frame_rate
+from lyrics import BLOCK_COLUMNS, END, FINISH, KIND, KINDS, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP
 from lyrics import class_seconds as class_seconds_middle
 from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
 
-KIND, ROLE, LENGTH, FINISH, START, END, N_TOKENS = range(len(BLOCK_COLUMNS))
-LINE, GAP, STOP = range(len(KINDS))
 
 
 @dataclass
@@ -180,7 +178,7 @@ def data_args(meta, data):
     """Model arguments from the cache, and the mean length in seconds of each length class's
     blocks: a planned block gets its class's mean, which is what the corpus's blocks of that class last."""
     s = meta['settings']
-    fps = s['sample_rate'] / s['hop_length']
+    fps = frame_rate(s)
     table = np.concatenate([song['table'] for song in data['songs']])
     table = table[table[:, KIND] != STOP]
     seconds = (table[:, END] - table[:, START]) / fps
@@ -188,7 +186,7 @@ def data_args(meta, data):
                                 else class_seconds_middle(c, s['n_length_classes'], s['max_block_seconds']), 3)
                           for c in range(s['n_length_classes']))
     return dict(class_seconds=class_seconds, vocab_size=len(meta['vocab']), n_length_classes=s['n_length_classes'],
-                max_block_tokens=s['max_block_tokens'], frames_per_second=s['sample_rate'] / s['hop_length'],
+                max_block_tokens=s['max_block_tokens'], frames_per_second=frame_rate(s),
                 style_dim=data['styles']['embeddings'].shape[-1])
 
 
@@ -217,185 +215,3 @@ def collate(songs, styles, style_rows=None):
 def get_batch(data, batch_size, rng):
     picks = rng.choice(len(data['songs']), size=batch_size)
     return collate([data['songs'][i] for i in picks], data['styles'])
-
-
-# -----------------------------------------------------------------------------
-# planning new lyrics, and plans as JSON
-
-def lyric_lines(text, max_block_tokens):
-    """Lyrics text -> the lines to sing in order, long ones cut into pieces: list of
-    dict(text, tokens, role). Raises ValueError when no line has a singable syllable."""
-    from lyrics import parse_lyrics
-    song = parse_lyrics(text)
-    pieces = []
-    for line in song['lines']:
-        toks = line['tokens']
-        for k in range(0, len(toks), max_block_tokens):
-            pieces.append(dict(text=line['text'], tokens=toks[k:k + max_block_tokens], role=line['role']))
-    if not pieces:
-        raise ValueError("the lyrics have no singable line (no Hanzi, digits or Latin words)")
-    return pieces
-
-
-def allowed_roles(kind, pieces, next_line):
-    """The roles a block may take where it stands, as in the corpus (lyrics.build_blocks): a line
-    takes its section header's role when it has one; 'intro' is a gap before the first line,
-    'outro' a gap after the last. -> bool over ROLES."""
-    allowed = torch.ones(len(ROLES), dtype=torch.bool)
-    if kind == LINE:
-        role = pieces[next_line]['role']
-        if role != 'none':
-            return torch.tensor([r == role for r in ROLES])
-        allowed[[ROLES.index('intro'), ROLES.index('outro'), ROLES.index('inst')]] = False
-    else:
-        allowed[ROLES.index('intro')] = next_line == 0
-        allowed[ROLES.index('outro')] = next_line == len(pieces)
-    return allowed
-
-
-@torch.no_grad()
-def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, seed=0, cfg_scale=1.0, max_blocks=None):
-    """Plan a song for the lyric lines `pieces` (from lyric_lines): at each step the only choices
-    are the next unsung line, a gap, or the end (once every line is placed), and a role that fits
-    where the block stands (allowed_roles). -> list of block dicts (the plan JSON's blocks).
-    style_embedding (S, D), style_mask (S,) from style.embed_styles; settings: the cache's (for
-    max_block_seconds)."""
-    from lyrics import encode
-    cfg = model.config
-    device = next(model.parameters()).device
-    gen = torch.Generator(device='cpu').manual_seed(seed)
-    K = cfg.max_block_tokens
-    # the lyric sequence the model cross-attends to
-    ids = [(i, ROLES.index(p['role']), n + 1) for n, p in enumerate(pieces) for i in encode(p['tokens'])]
-    lyric = [torch.tensor([col], device=device) for col in zip(*ids)]
-    style = style_embedding[None].to(device), style_mask[None].to(device)
-    both = cfg_scale != 1.0
-    conds = model.conditions(*lyric, *style)
-    if both:  # the unconditional (null-style) conditions too, for classifier-free guidance
-        uncond = model.conditions(*lyric, *style, drop_style=torch.ones(1, dtype=torch.bool, device=device))
-
-    def sample(logits, allowed=None):
-        logits = logits.float().cpu()
-        if allowed is not None:
-            logits = logits.masked_fill(~allowed, float('-inf'))
-        if temperature <= 0:
-            return int(logits.argmax())
-        return int(torch.multinomial(F.softmax(logits / temperature, -1), 1, generator=gen))
-
-    table = np.zeros((0, len(BLOCK_COLUMNS)), np.int64)
-    tokens = np.zeros((0, K), np.int64)
-    blocks, next_line, seconds = [], 0, 0.0
-    max_blocks = max_blocks or cfg.max_blocks - 1
-    while True:
-        t = torch.from_numpy(table)[None].to(device)
-        tk = torch.from_numpy(tokens)[None].to(device)
-        ln = torch.from_numpy(line_numbers(table) if len(table) else np.zeros(0, np.int64))[None].to(device)
-        start = model.kind.weight[len(KINDS)].view(1, 1, -1)
-        x = torch.cat([start, model.embed(t, tk, ln)], dim=1)
-        h = model.hidden(x, conds)[:, -1:]
-        if both:
-            h_u = model.hidden(x, uncond)[:, -1:]
-        # 1. what the next block is: the next line, a gap (an outro too), or the end once every line is sung
-        done = next_line == len(pieces)
-        allowed = torch.tensor([not done, True, done])
-        if len(blocks) >= max_blocks:
-            allowed = torch.tensor([False, False, True]) if done else torch.tensor([True, False, False])
-        kind_logits = model.kind_head(h)[0, 0]
-        if both:
-            kind_uncond = model.kind_head(h_u)[0, 0]
-            kind_logits = kind_uncond + cfg_scale * (kind_logits - kind_uncond)
-        kind = sample(kind_logits, allowed)
-        row = np.zeros(len(BLOCK_COLUMNS), np.int64)
-        row[KIND], row[START] = kind, round(seconds * cfg.frames_per_second)
-        tok_row = np.zeros(K, np.int64)
-        if kind == LINE:
-            ids_ = encode(pieces[next_line]['tokens'])
-            tok_row[:len(ids_)], row[N_TOKENS] = ids_, len(ids_)
-        if kind == STOP:
-            blocks.append(dict(kind='end', start=round(seconds, 3)))
-            return blocks
-        # 2. its length, role and finish, given what it is
-        row_t = torch.from_numpy(row)[None, None].to(device)
-        tok_t = torch.from_numpy(tok_row)[None, None].to(device)
-        ln_t = torch.tensor([[next_line + (kind == LINE)]], device=device)
-        out = model.heads(h, row_t, tok_t, ln_t)
-        if both:
-            out_u = model.heads(h_u, row_t, tok_t, ln_t)
-            out = {k: out_u[k] + cfg_scale * (out[k] - out_u[k]) for k in out}
-        row[LENGTH] = sample(out['length'][0, 0])
-        row[ROLE] = sample(out['role'][0, 0], allowed_roles(kind, pieces, next_line))
-        row[FINISH] = sample(out['finish'][0, 0])
-        length = (cfg.class_seconds[row[LENGTH]] if cfg.class_seconds else
-                  class_seconds_middle(int(row[LENGTH]), cfg.n_length_classes, settings['max_block_seconds']))
-        block = dict(kind=KINDS[kind], role=ROLES[row[ROLE]], start=round(seconds, 3), seconds=round(length, 3),
-                     finish=bool(row[FINISH]), length_class=int(row[LENGTH]))
-        if kind == LINE:
-            block.update(text=pieces[next_line]['text'], pinyin=' '.join(pieces[next_line]['tokens']))
-            next_line += 1
-        blocks.append(block)
-        seconds += length
-        row[END] = round(seconds * cfg.frames_per_second)
-        table, tokens = np.concatenate([table, row[None]]), np.concatenate([tokens, tok_row[None]])
-
-
-def write_plan(path, blocks, style_text):
-    with open(path, 'w', encoding='utf-8') as f:
-        json.dump(dict(style=style_text, blocks=blocks), f, ensure_ascii=False, indent=1)
-
-
-def read_plan(path):
-    """A plan JSON (as written by write_plan, maybe edited by hand) -> (blocks, style text).
-    Raises ValueError with the reason when it does not parse or its times overlap."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            plan_ = json.load(f)
-        blocks, style_text = plan_['blocks'], plan_.get('style', '')
-        for i, b in enumerate(blocks):
-            if b['kind'] not in KINDS or (b['kind'] != 'end' and (b['role'] not in ROLES or float(b['seconds']) <= 0)):
-                raise ValueError(f"block {i} has a bad kind, role or length")
-            if b['kind'] == 'line' and not b.get('pinyin', '').split():
-                raise ValueError(f"line block {i} has no pinyin")
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"cannot read plan {path}: {type(e).__name__} {e}") from None
-    for i, (a, b) in enumerate(zip(blocks, blocks[1:])):
-        if float(b['start']) < float(a['start']) + float(a.get('seconds', 0)) - 0.01:  # 10 ms for rounding
-            raise ValueError(f"plan {path}: block {i + 1} starts at {b['start']} s, before block {i} ends")
-    return blocks, style_text
-
-
-def plan_blocks(table, tokens, vocab, frames_per_second):
-    """A block table (P, 7) and tokens (P, K) as prepare.py caches them -> plan blocks (as plan()
-    writes them: a real song's plan can be drawn, edited and rendered); the inverse of plan_arrays."""
-    blocks = []
-    for row, ids in zip(table, tokens):
-        start = round(float(row[START]) / frames_per_second, 3)
-        if row[KIND] == STOP:
-            blocks.append(dict(kind='end', start=start))
-            continue
-        block = dict(kind=KINDS[row[KIND]], role=ROLES[row[ROLE]], start=start,
-                     seconds=round(float(row[END] - row[START]) / frames_per_second, 3), finish=bool(row[FINISH]),
-                     length_class=int(row[LENGTH]))
-        if row[KIND] == LINE:
-            block.update(text='', pinyin=' '.join(vocab[t] for t in ids[:row[N_TOKENS]]))
-        blocks.append(block)
-    return blocks
-
-
-def plan_arrays(blocks, settings):
-    """Plan blocks (from plan() or read_plan) -> the block table (P, 7) and tokens (P, K) that
-    prepare.py would have cached for them; a length edited by hand gets its length class."""
-    from lyrics import encode, length_class
-    fps = settings['sample_rate'] / settings['hop_length']
-    table = np.zeros((len(blocks), len(BLOCK_COLUMNS)), np.int64)
-    tokens = np.zeros((len(blocks), settings['max_block_tokens']), np.int64)
-    for i, b in enumerate(blocks):
-        seconds = float(b.get('seconds', 0.0))
-        table[i, [KIND, START, END]] = KINDS.index(b['kind']), round(float(b['start']) * fps), round((float(b['start']) + seconds) * fps)
-        if b['kind'] != 'end':
-            table[i, [ROLE, LENGTH, FINISH]] = (ROLES.index(b['role']),
-                                                length_class(seconds, settings['n_length_classes'], settings['max_block_seconds']),
-                                                bool(b.get('finish', False)))
-        if b['kind'] == 'line':
-            ids = encode(b['pinyin'].split())[:settings['max_block_tokens']]
-            tokens[i, :len(ids)], table[i, N_TOKENS] = ids, len(ids)
-    return table, tokens

@@ -32,6 +32,22 @@ def _checked(key, value, defaults, source):
     return value
 
 
+def peek(key, default, argv=None):
+    """The value `key` will have once configure() has run, read ahead: train.py needs `model`
+    to know which stage's keys there are."""
+    value = default
+    for arg in sys.argv[1:] if argv is None else argv:
+        if arg.startswith('--'):
+            name, _, text = arg[2:].partition('=')
+            value = text if name == key else value
+        else:
+            scope = {}
+            with open(arg, encoding='utf-8') as f:
+                exec(compile(f.read(), arg, 'exec'), scope)
+            value = scope.get(key, value)
+    return value
+
+
 def configure(defaults, argv=None):
     """Override the config names in `defaults` (a script's globals()) in place; return them as a dict."""
     argv = sys.argv[1:] if argv is None else argv

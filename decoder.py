@@ -24,7 +24,6 @@ The autoencoder and the Composer are frozen: `ae_ckpt` and `composer_ckpt` name 
 corpus's latents are encoded once and cached beside its mels, keyed by the autoencoder
 checkpoint (prepare.py drops them when it redoes a song).
 """
-import hashlib
 import os
 from dataclasses import dataclass
 
@@ -34,7 +33,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import composer
-from composer import END, KIND, LINE, N_TOKENS, START
+from checkpoint import checkpoint_key, load_stages
+from lyrics import END, KIND, LINE, N_TOKENS, START
+from audio import frame_rate
 from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
 
 
@@ -239,27 +240,6 @@ def plan_rows(table, tokens, n_rows, row_frames, frames_per_second):
     return block, (elapsed / frames_per_second).astype(np.float32), syllable
 
 
-def checkpoint_key(path):
-    """A short fingerprint of a checkpoint file's bytes: which model made a cache."""
-    sha = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 24), b''):
-            sha.update(chunk)
-    return sha.hexdigest()[:12]
-
-
-def frozen_stages(ae_ckpt, composer_ckpt, meta, data_dir, device):
-    """Load the frozen autoencoder and Composer; refuse them when they were made for other data."""
-    from train import check_settings, load_checkpoint
-    ae_checkpoint, ae_model = load_checkpoint(ae_ckpt, device, stage='ae')
-    composer_checkpoint, composer_model = load_checkpoint(composer_ckpt, device, stage='composer')
-    for path, checkpoint in ((ae_ckpt, ae_checkpoint), (composer_ckpt, composer_checkpoint)):
-        check_settings(checkpoint['data_settings'], meta['settings'], path, f"{data_dir}/meta.json")
-    check_settings(dict(vocab_size=composer_model.config.vocab_size), dict(vocab_size=len(meta['vocab'])),
-                   composer_ckpt, f"{data_dir}/meta.json")
-    return ae_model, composer_model, composer_checkpoint['config']
-
-
 def encode_latents(ae_model, ae_key, data_dir, name, device):
     """A song's latents (N, C, h, w) float32, encoded once and kept as songs/<name>/latents-<ae_key>.npy."""
     path = os.path.join(data_dir, 'songs', name, f'latents-{ae_key}.npy')
@@ -284,12 +264,12 @@ def load_data(data_dir, meta, split, config):
     frozen Composer's block embeddings over its plan, in its own style), and the style table.
     The style encoder is the Composer's (its checkpoint names it)."""
     device = config['device']
-    ae_model, composer_model, composer_config = frozen_stages(config['ae_ckpt'], config['composer_ckpt'], meta,
-                                                              data_dir, device)
+    ae_model, composer_model, composer_config = load_stages(config['ae_ckpt'], config['composer_ckpt'], meta['settings'],
+                                                            f"{data_dir}/meta.json", device)
     plans = composer.load_data(data_dir, meta, split, composer_config)
     ae_key = checkpoint_key(config['ae_ckpt'])  # once: hashing the file per song would cost more than encoding
     settings = meta['settings']
-    fps = settings['sample_rate'] / settings['hop_length']
+    fps = frame_rate(settings)
     row_frames = settings['segment_frames'] // ae_model.latent_shape[1]
     songs = []
     for song in plans['songs']:

@@ -4,18 +4,29 @@ read from the checkpoint. Prints the figures, then as its last line the same fig
 JSON object.
 
     python eval.py --ckpt=out-ae-synth/ckpt.pt --data_dir=data/synth
+    python eval.py --ckpt=out-recogniser-synth/ckpt.pt --ae_ckpt=out-ae-synth/ckpt.pt
     python eval.py --samples_dir=samples --data_dir=data/synth     # songs made by sample.py (subfolders too)
 """
+import glob
 import json
 import math
 import os
 
 import numpy as np
 import scipy.linalg
+import soundfile as sf
 import torch
 
+import audio
 import composer
+import decoder
+import planner
+import recogniser
+from checkpoint import check_settings, load_checkpoint, load_meta
+from configurator import configure
+from lyrics import END, KIND, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP, place_lines, plan_arrays, plan_blocks
 from sample import plot_song
+from synth import VOICE_BAND_HZ
 
 # -----------------------------------------------------------------------------
 ckpt = 'out-ae-synth/ckpt.pt'
@@ -27,6 +38,9 @@ flow_steps = 8  # decoder: Euler steps of the head per row
 temperature = 1.0  # decoder: scale of the head's starting noise
 cfg_scale = 2.0  # decoder: classifier-free guidance in the rollouts (sample.py's decoder_cfg_scale)
 samples_dir = ''  # a folder of sample.py's output: evaluate those songs instead of a checkpoint
+recogniser_ckpt = 'out-recogniser-synth/ckpt.pt'  # samples: reads the songs' lyrics back ('' = not)
+ae_ckpt = 'out-ae-synth/ckpt.pt'  # recogniser: it reads this autoencoder's reconstructions too ('' = not)
+max_songs = 40  # recogniser: validation songs read (each also through Griffin-Lim: seconds a song)
 figure = ''  # decoder: a PNG of the first validation song, real beside generated from its plan
 # -----------------------------------------------------------------------------
 
@@ -72,23 +86,22 @@ def eval_ae(net, meta, data_dir, device):
 def eval_composer(net, meta, data_dir, device, checkpoint):
     """Teacher-forced accuracies on the validation songs (also with every song's style swapped for
     another style's), and plans sampled for their lyrics against their real form."""
-    from lyrics import ROLES
     data = composer.load_data(data_dir, meta, 'val', checkpoint['config'])
     train = composer.load_data(data_dir, meta, 'train', checkpoint['config'])
     songs, styles = data['songs'], data['styles']
     train_table = np.concatenate([s['table'] for s in train['songs']])
-    placed_classes = train_table[train_table[:, composer.KIND] != composer.STOP, composer.LENGTH]
+    placed_classes = train_table[train_table[:, KIND] != STOP, LENGTH]
     common_class = np.bincount(placed_classes).argmax()
 
     def accuracies(style_rows=None):
         batch = {k: x.to(device) for k, x in composer.collate(songs, styles, style_rows).items()}
         out, table = net.logits(**batch), batch['table']
-        kind = table[..., composer.KIND]
-        placed = (kind >= 0) & (kind != composer.STOP)
+        kind = table[..., KIND]
+        placed = (kind >= 0) & (kind != STOP)
         hit = lambda name, col: (out[name].argmax(-1) == table[..., col])[placed].float().mean().item()
         gap_hit = (out['kind'][..., :2].argmax(-1) == kind)[placed].float().mean().item()  # line or gap
-        baseline = (table[..., composer.LENGTH] == int(common_class))[placed].float().mean().item()
-        return hit('length', composer.LENGTH), baseline, gap_hit, hit('role', composer.ROLE)
+        baseline = (table[..., LENGTH] == int(common_class))[placed].float().mean().item()
+        return hit('length', LENGTH), baseline, gap_hit, hit('role', ROLE)
 
     length_acc, length_base, gap_acc, role_acc = accuracies()
     # another style for every song: the next style text of the table that differs from its own
@@ -100,10 +113,10 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
     in_order, errors = [], []
     vocab = meta['vocab']
     for i, s in enumerate(songs):
-        rows = np.flatnonzero(s['table'][:, composer.KIND] == composer.LINE)
-        pieces = [dict(text='', tokens=[vocab[t] for t in s['tokens'][r, :s['table'][r, composer.N_TOKENS]]],
-                       role=ROLES[s['table'][r, composer.ROLE]]) for r in rows]
-        blocks = composer.plan(net, pieces, styles['embeddings'][s['style']], styles['mask'][s['style']],
+        rows = np.flatnonzero(s['table'][:, KIND] == LINE)
+        pieces = [dict(text='', tokens=[vocab[t] for t in s['tokens'][r, :s['table'][r, N_TOKENS]]],
+                       role=ROLES[s['table'][r, ROLE]]) for r in rows]
+        blocks = planner.plan(net, pieces, styles['embeddings'][s['style']], styles['mask'][s['style']],
                                meta['settings'], temperature=1.0, seed=i)
         sung = [b['pinyin'] for b in blocks if b['kind'] == 'line']
         in_order.append(sum(a == ' '.join(p['tokens']) for a, p in zip(sung, pieces)) / len(pieces) if len(sung) == len(pieces) else 0.0)
@@ -132,8 +145,6 @@ def eval_decoder(net, meta, data_dir, device, checkpoint):
     their latents' Frechet distance to the same songs' real latents, the sharpness of their
     decoded mels where the plan sings, and whether another song's plan takes them further from
     the song (rollout_figures)."""
-    import decoder
-    from train import load_checkpoint
     config = dict(checkpoint['config'], device=device)
     data = decoder.load_data(data_dir, meta, 'val', config)
     _, ae_model = load_checkpoint(config['ae_ckpt'], device, stage='ae')
@@ -159,7 +170,7 @@ def eval_decoder(net, meta, data_dir, device, checkpoint):
     mels = [np.load(os.path.join(data_dir, 'songs', s['name'], 'mel.npy')).astype(np.float32) for s in songs]
     if figure:  # the first validation song: real, through the autoencoder, and generated from its plan
         frames = lengths[0] // h * data['segment_frames']
-        blocks = composer.plan_blocks(songs[0]['table'], songs[0]['tokens'], meta['vocab'], data['frames_per_second'])
+        blocks = plan_blocks(songs[0]['table'], songs[0]['tokens'], meta['vocab'], data['frames_per_second'])
         plot_song(figure, [(f"real: {songs[0]['name']}", mels[0][:frames]),
                            ('through the autoencoder', ae_model.decode_song(real[0].to(device))),
                            (f'generated from its plan (cfg_scale {cfg_scale})', ae_model.decode_song(generated[0].to(device)))],
@@ -172,6 +183,66 @@ def eval_decoder(net, meta, data_dir, device, checkpoint):
           f"each; flow_steps {flow_steps}, temperature {temperature}, cfg_scale {cfg_scale})")
     print(f"the head's flow loss (teacher-forced)        {flow_loss:.4f}  (a training diagnostic)")
     print_rollout_figures(figures)
+    return figures
+
+
+def line_margin(settings):
+    return int(round(0.25 * audio.frame_rate(settings)))  # 0.25 s either side of a line
+
+
+@torch.no_grad()
+def eval_recogniser(net, meta, data_dir, device):
+    """Syllable error rates of the validation songs' lines as the recogniser reads them: from the
+    real mels, from the autoencoder's reconstructions, and from both through Griffin-Lim (the way
+    a generated song comes out); chance: each line's reading scored against another song's line.
+    Then the songs' lines placed without their stamps, by forced alignment and by prepare.py's
+    estimate from syllable counts: the error of each line's start against its stamp."""
+    s = meta['settings']
+    fps = audio.frame_rate(s)
+    ae_model = None
+    if ae_ckpt:
+        ae_checkpoint, ae_model = load_checkpoint(ae_ckpt, device, stage='ae')
+        check_settings(ae_checkpoint['data_settings'], s, ae_ckpt, f"{data_dir}/meta.json")
+    names = [n for n in meta['split']['val'] if meta['songs'][n].get('timing') == 'lrc'][:max_songs]
+    reads, truth, start_errors, failed = {}, [], dict(aligned=[], estimated=[]), 0
+    for name in names:
+        mel = np.load(os.path.join(data_dir, 'songs', name, 'mel.npy')).astype(np.float32)
+        table, tokens = (np.load(os.path.join(data_dir, 'songs', name, f)) for f in ('blocks.npy', 'tokens.npy'))
+        lines = recogniser.song_lines(table, tokens, meta['vocab'], len(mel), line_margin(s))
+        mels = dict(real=mel)
+        if ae_model is not None:
+            z = ae_model.encode_song(torch.from_numpy(mel).to(device))
+            mels['reconstructed'] = ae_model.decode_song(z)[:len(mel)].cpu().numpy()
+        for k in list(mels):
+            wav = audio.mel_to_wav(torch.from_numpy(mels[k]), s['sample_rate'], s['n_fft'], s['hop_length'], s['n_mels'])
+            mels[k + '_griffin_lim'] = audio.mel_spectrogram(wav, s['sample_rate'], s['n_fft'], s['hop_length'],
+                                                             s['n_mels']).numpy()
+        for k, m in mels.items():
+            reads.setdefault(k, []).extend(net.read([m[a:b] for a, b, _ in lines]))
+        truth += [syllables for _, _, syllables in lines]
+        stamps = table[table[:, KIND] == LINE, START] / fps
+        unstamped = [dict(tokens=syllables, start=None) for _, _, syllables in lines]
+        estimated, _, _ = place_lines(dict(lines=unstamped, end_stamps=[]), meta['songs'][name]['seconds'])
+        aligned, _ = recogniser.align_lines(net, mel, unstamped, fps)
+        failed += aligned is None
+        for k, placed in (('estimated', estimated), ('aligned', aligned or estimated)):
+            start_errors[k] += [abs(line['start'] - t) for line, t in zip(placed, stamps)]
+    figures = {}
+    others = truth[len(truth) // 2:] + truth[:len(truth) // 2]  # half the lines away: another song's
+    for k, read in list(reads.items()) + [('chance', reads['real'])]:
+        suffix = '' if k == 'real' else '_' + k
+        figures['syllable_error_rate' + suffix], figures['tone_free_error_rate' + suffix] = recogniser.error_rates(
+            read, others if k == 'chance' else truth)
+    print(f"{len(names)} validation songs, {len(truth)} lines, {sum(map(len, truth))} syllables")
+    print("                                    syllable error rate   tone-free")
+    for k in list(reads) + ['chance']:
+        suffix = '' if k == 'real' else '_' + k
+        print(f"  {k.replace('_', ' '):32s}  {figures['syllable_error_rate' + suffix]:.3f}"
+              f"                 {figures['tone_free_error_rate' + suffix]:.3f}")
+    print(f"line starts without their stamps: |error| median, 90th percentile ({failed} songs not aligned: estimated)")
+    for k, errors in start_errors.items():
+        figures[f'{k}_start_error_median'], figures[f'{k}_start_error_p90'] = np.median(errors), np.percentile(errors, 90)
+        print(f"  {k:10s} {figures[f'{k}_start_error_median']:.3f} s  {figures[f'{k}_start_error_p90']:.3f} s")
     return figures
 
 
@@ -243,8 +314,6 @@ def print_rollout_figures(figures):
 
 def voice_band(settings):
     """Mel bins that lie above synth.py's VOICE_BAND_HZ: there only the voice sings."""
-    import audio
-    from synth import VOICE_BAND_HZ
     bank = audio.mel_filterbank(settings['sample_rate'], settings['n_fft'], settings['n_mels'])  # (M, F)
     center_hz = bank.argmax(1).float() * settings['sample_rate'] / settings['n_fft']
     return (center_hz >= VOICE_BAND_HZ).numpy()
@@ -253,8 +322,8 @@ def voice_band(settings):
 def sung_frames(table, n_frames):
     """(n_frames,) bool: the frames that a block table puts inside lyric lines."""
     sung = np.zeros(n_frames, bool)
-    for row in table[table[:, composer.KIND] == composer.LINE]:
-        sung[row[composer.START]:row[composer.END]] = True
+    for row in table[table[:, KIND] == LINE]:
+        sung[row[START]:row[END]] = True
     return sung
 
 
@@ -290,33 +359,48 @@ def eval_samples(samples_dir, meta, data_dir):
     """Generated songs on the synthetic corpus: where the voice sings (energy in the voice band,
     split per song into on and off) against the plan's lines and gaps, frame by frame; each
     WAV's length against its plan's; the tempo per style text; and silent, clipped or non-finite
-    WAVs. The real validation songs' figures are printed beside them as a reference."""
-    import glob
-    import soundfile as sf
-    import audio
+    WAVs; with a recogniser (recogniser_ckpt), the syllable error rate of the planned lines. The
+    real validation songs' figures are printed beside them as a reference."""
     s = meta['settings']
     band = voice_band(s)
-    fps = s['sample_rate'] / s['hop_length']
-    real_agree, real_tempo = [], {}
+    fps = audio.frame_rate(s)
+    reader = None
+    if recogniser_ckpt and os.path.exists(recogniser_ckpt):
+        reader_checkpoint, reader = load_checkpoint(recogniser_ckpt, 'cpu', stage='recogniser')
+        check_settings(reader_checkpoint['data_settings'], s, recogniser_ckpt, f"{data_dir}/meta.json")
+    else:
+        print(f"no recogniser at recogniser_ckpt='{recogniser_ckpt}': the lyrics are not read back")
+
+    def read_lines(mel, table, tokens):  # -> what the recogniser reads in each line, the lines' syllables
+        lines = recogniser.song_lines(table, tokens, meta['vocab'], len(mel), line_margin(s))
+        return reader.read([mel[a:b] for a, b, _ in lines]), [syllables for _, _, syllables in lines]
+
+    real_agree, real_tempo, real_read, real_truth = [], {}, [], []
     for name, mel in song_mels(data_dir, meta, 'val'):
         table = np.load(os.path.join(data_dir, 'songs', name, 'blocks.npy'))
         real_agree.append(np.mean(voiced(mel[:, band].mean(1)) == sung_frames(table, len(mel))))
         real_tempo.setdefault(meta['songs'][name].get('style', ''), []).append(tempo_bpm(mel, fps))
+        if reader is not None and meta['songs'][name].get('timing') == 'lrc':
+            read, truth = read_lines(mel, table, np.load(os.path.join(data_dir, 'songs', name, 'tokens.npy')))
+            real_read, real_truth = real_read + read, real_truth + truth
 
     paths = sorted(glob.glob(os.path.join(samples_dir, '**', 'sample_*.wav'), recursive=True))
     if not paths:
         raise SystemExit(f"no sample_*.wav in {samples_dir}; make them with sample.py --out_dir={samples_dir}")
-    agree, length_errors, tempo, bad = [], [], {}, 0
+    agree, length_errors, tempo, bad, sung_read, sung_truth = [], [], {}, 0, [], []
     for path in paths:
         wav, sr = sf.read(path, dtype='float32')
-        blocks, style_text = composer.read_plan(path[:-len('.wav')] + '.plan.json')
+        blocks, style_text = planner.read_plan(path[:-len('.wav')] + '.plan.json')
         if sr != s['sample_rate']:
             raise SystemExit(f"{path} is at {sr} Hz, the data at {s['sample_rate']} Hz")
         if not np.isfinite(wav).all() or np.sqrt(np.mean(wav ** 2)) < 1e-3 or np.mean(np.abs(wav) >= 0.999) > 1e-3:
             bad += 1
         mel = audio.mel_spectrogram(torch.from_numpy(wav), sr, s['n_fft'], s['hop_length'], s['n_mels']).numpy()
-        table, _ = composer.plan_arrays(blocks, s)
+        table, tokens = plan_arrays(blocks, s)
         agree.append(np.mean(voiced(mel[:, band].mean(1)) == sung_frames(table, len(mel))))
+        if reader is not None:
+            read, truth = read_lines(mel, table, tokens)
+            sung_read, sung_truth = sung_read + read, sung_truth + truth
         planned = blocks[-1]['start']
         length_errors.append(abs(len(wav) / sr - planned) / planned)
         tempo.setdefault(style_text, []).append(tempo_bpm(mel, fps))
@@ -330,12 +414,20 @@ def eval_samples(samples_dir, meta, data_dir):
         real = f"{np.mean(real_tempo[text]):.1f}" if text in real_tempo else 'none'
         print(f"tempo {bpm:6.1f} bpm (real songs of this style: {real})  '{text}'")
     print(f"silent, clipped or non-finite WAVs: {bad}")
+    if reader is not None:
+        others = sung_truth[len(sung_truth) // 2:] + sung_truth[:len(sung_truth) // 2]  # another song's lines
+        for suffix, read, truth in (('', sung_read, sung_truth), ('_real', real_read, real_truth),
+                                    ('_chance', sung_read, others)):
+            figures['syllable_error_rate' + suffix], figures['tone_free_error_rate' + suffix] = \
+                recogniser.error_rates(read, truth)
+        print(f"lyrics read back: syllable error rate {figures['syllable_error_rate']:.3f} "
+              f"(tone-free {figures['tone_free_error_rate']:.3f}); the real validation songs "
+              f"{figures['syllable_error_rate_real']:.3f} ({figures['tone_free_error_rate_real']:.3f}); "
+              f"chance {figures['syllable_error_rate_chance']:.3f} ({figures['tone_free_error_rate_chance']:.3f})")
     return figures
 
 
 if __name__ == '__main__':
-    from configurator import configure
-    from train import check_settings, load_checkpoint, load_meta
     configure(globals())
     meta = load_meta(data_dir)
     if samples_dir:
@@ -347,6 +439,8 @@ if __name__ == '__main__':
         figures = eval_ae(net, meta, data_dir, device)
     elif checkpoint['stage'] == 'composer':
         figures = eval_composer(net, meta, data_dir, device, checkpoint)
+    elif checkpoint['stage'] == 'recogniser':
+        figures = eval_recogniser(net, meta, data_dir, device)
     else:
         figures = eval_decoder(net, meta, data_dir, device, checkpoint)
     print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in figures.items()}))

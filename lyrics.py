@@ -26,6 +26,8 @@ import unicodedata
 
 import numpy as np
 
+from audio import frame_rate
+
 ROLES = ['none', 'intro', 'verse', 'prechorus', 'chorus', 'bridge', 'outro', 'inst']
 SECTION_NAMES = {'intro': 'intro', 'verse': 'verse', 'prechorus': 'prechorus', 'chorus': 'chorus',
                  'hook': 'chorus', 'refrain': 'chorus', 'bridge': 'bridge', 'outro': 'outro',
@@ -36,6 +38,8 @@ SPECIALS = ['<pad>', '<unk>', '<en>']
 DIGITS = ['ling2', 'yi1', 'er4', 'san1', 'si4', 'wu3', 'liu4', 'qi1', 'ba1', 'jiu3']
 # columns of a song's blocks array, in this order
 BLOCK_COLUMNS = ['kind', 'role', 'length_class', 'finish', 'start_frame', 'end_frame', 'n_tokens']
+KIND, ROLE, LENGTH, FINISH, START, END, N_TOKENS = range(len(BLOCK_COLUMNS))  # their indices
+LINE, GAP, STOP = range(len(KINDS))  # values of the kind column
 
 STAMP = re.compile(r'\s*\[(\d+):(\d{1,2}(?:[.:]\d{1,3})?)\]')
 LRC_TAG = re.compile(r'^\[([A-Za-z#]+):(.*)\]$')
@@ -182,6 +186,11 @@ def place_lines(song, seconds, max_syllable_seconds=1.0):
     return lines, 'estimated', notes
 
 
+def split_line(tokens, max_block_tokens):
+    """A line's syllables -> pieces of at most max_block_tokens: a long line is sung as several blocks."""
+    return [tokens[k:k + max_block_tokens] for k in range(0, len(tokens), max_block_tokens)]
+
+
 def length_class(seconds, n_classes, max_block_seconds):
     """Quantize a duration: class c covers [edges[c-1], edges[c]), edges log-spaced from 0.25 s."""
     edges = np.geomspace(0.25, max_block_seconds, n_classes - 1)
@@ -236,13 +245,10 @@ def build_blocks(song, lines, seconds, frames_per_second, max_block_seconds=8.0,
         start = max(line['start'], cursor)
         if start - cursor >= min_gap_seconds:
             add_gap(_gap_role(song, lines, i), cursor, start)
-        tokens = line['tokens']
-        n = -(-len(tokens) // max_block_tokens)
-        for k in range(n):
-            piece = tokens[k * max_block_tokens:(k + 1) * max_block_tokens]
-            t0 = start + (line['end'] - start) * k * max_block_tokens / len(tokens)
-            t1 = start + (line['end'] - start) * min(len(tokens), (k + 1) * max_block_tokens) / len(tokens)
-            add('line', line['role'], t0, t1, piece)
+        sung, n = 0, len(line['tokens'])
+        for piece in split_line(line['tokens'], max_block_tokens):  # times in proportion to syllables
+            t0, sung = start + (line['end'] - start) * sung / n, sung + len(piece)
+            add('line', line['role'], t0, start + (line['end'] - start) * sung / n, piece)
         cursor = max(cursor, blocks[-1]['end'])
     if seconds - cursor >= min_gap_seconds:
         add_gap(_gap_role(song, lines, len(lines)), cursor, seconds)
@@ -266,4 +272,41 @@ def blocks_to_arrays(blocks, max_block_tokens):
         table[i] = [KINDS.index(b['kind']), ROLES.index(b['role']), b['length_class'], b['finish'],
                     b['start_frame'], b['end_frame'], len(b['tokens'])]
         tokens[i, :len(b['tokens'])] = encode(b['tokens'])
+    return table, tokens
+
+
+def plan_blocks(table, tokens, vocab, frames_per_second):
+    """A block table (P, 7) and tokens (P, K) as prepare.py caches them -> plan blocks (as plan()
+    writes them: a real song's plan can be drawn, edited and rendered); the inverse of plan_arrays."""
+    blocks = []
+    for row, ids in zip(table, tokens):
+        start = round(float(row[START]) / frames_per_second, 3)
+        if row[KIND] == STOP:
+            blocks.append(dict(kind='end', start=start))
+            continue
+        block = dict(kind=KINDS[row[KIND]], role=ROLES[row[ROLE]], start=start,
+                     seconds=round(float(row[END] - row[START]) / frames_per_second, 3), finish=bool(row[FINISH]),
+                     length_class=int(row[LENGTH]))
+        if row[KIND] == LINE:
+            block.update(text='', pinyin=' '.join(vocab[t] for t in ids[:row[N_TOKENS]]))
+        blocks.append(block)
+    return blocks
+
+
+def plan_arrays(blocks, settings):
+    """Plan blocks (from plan() or read_plan) -> the block table (P, 7) and tokens (P, K) that
+    prepare.py would have cached for them; a length edited by hand gets its length class."""
+    fps = frame_rate(settings)
+    table = np.zeros((len(blocks), len(BLOCK_COLUMNS)), np.int64)
+    tokens = np.zeros((len(blocks), settings['max_block_tokens']), np.int64)
+    for i, b in enumerate(blocks):
+        seconds = float(b.get('seconds', 0.0))
+        table[i, [KIND, START, END]] = KINDS.index(b['kind']), round(float(b['start']) * fps), round((float(b['start']) + seconds) * fps)
+        if b['kind'] != 'end':
+            table[i, [ROLE, LENGTH, FINISH]] = (ROLES.index(b['role']),
+                                                length_class(seconds, settings['n_length_classes'], settings['max_block_seconds']),
+                                                bool(b.get('finish', False)))
+        if b['kind'] == 'line':
+            ids = encode(b['pinyin'].split())[:settings['max_block_tokens']]
+            tokens[i, :len(ids)], table[i, N_TOKENS] = ids, len(ids)
     return table, tokens

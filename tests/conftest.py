@@ -74,3 +74,13 @@ def tiny_stages(tiny_data, tiny_bert, tmp_path_factory):
                f"--composer_ckpt={paths['composer']}", '--batch_size=4', '--block_size=64', '--n_layer=2',
                '--n_head=2', '--n_embd=64', '--head_width=64', '--max_iters=300', '--lr_decay_iters=300', '--eval_interval=300', *common).stdout
     return paths
+
+
+@pytest.fixture(scope='session')
+def tiny_recogniser(tiny_data, tmp_path_factory):
+    """A tiny lyric recogniser trained by train.py on tiny_data's three training songs: its checkpoint."""
+    out = tmp_path_factory.mktemp('recogniser')
+    run_script('train.py', '--model=recogniser', f'--data_dir={tiny_data}', f'--out_dir={out}', '--batch_size=8',
+               '--width=96', '--n_layer=3', '--downsample=4', '--dropout=0.0', '--max_iters=400', '--lr_decay_iters=400',
+               '--learning_rate=3e-3', '--min_lr=3e-4', '--eval_interval=400', *TINY_TRAIN)
+    return str(out / 'ckpt.pt')

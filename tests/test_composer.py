@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import composer
+import planner
 from conftest import run_script
 
 SETTINGS = dict(max_block_seconds=8.0)
@@ -19,9 +20,9 @@ def untrained():
 
 
 def make_plan(net, text, temperature=1.0, seed=0, **kw):
-    pieces = composer.lyric_lines(text, net.config.max_block_tokens)
+    pieces = planner.lyric_lines(text, net.config.max_block_tokens)
     style = torch.randn(5, 16), torch.ones(5, dtype=torch.bool)
-    return pieces, composer.plan(net, pieces, *style, SETTINGS, temperature=temperature, seed=seed, **kw)
+    return pieces, planner.plan(net, pieces, *style, SETTINGS, temperature=temperature, seed=seed, **kw)
 
 
 def sung(blocks):
@@ -71,21 +72,21 @@ def test_one_line_and_two_hundred_lines(untrained):
 
 
 def test_long_line_is_cut_into_pieces(untrained):
-    pieces = composer.lyric_lines('一二三四五六七八九十' * 3, 24)
+    pieces = planner.lyric_lines('一二三四五六七八九十' * 3, 24)
     assert [len(p['tokens']) for p in pieces] == [24, 6]
 
 
 @pytest.mark.parametrize('text', ['[chorus]\n', '', '!!! 😀\n'])
 def test_lyrics_without_a_singable_line_are_refused(text):
     with pytest.raises(ValueError, match='no singable line'):
-        composer.lyric_lines(text, 24)
+        planner.lyric_lines(text, 24)
 
 
 def test_plan_json_round_trip(untrained, tmp_path):
     _, blocks = make_plan(untrained, '[verse]\n我爱你\n你爱我\n')
     path = tmp_path / 'plan.json'
-    composer.write_plan(path, blocks, 'slow ballad, 72 bpm')
-    assert composer.read_plan(path) == (blocks, 'slow ballad, 72 bpm')
+    planner.write_plan(path, blocks, 'slow ballad, 72 bpm')
+    assert planner.read_plan(path) == (blocks, 'slow ballad, 72 bpm')
     text = path.read_text(encoding='utf-8')
     assert '我爱你' in text and 'wo3 ai4 ni3' in text  # a person can read and edit it
     # overlapping times and broken JSON are refused with the reason
@@ -94,10 +95,10 @@ def test_plan_json_round_trip(untrained, tmp_path):
     if bad['blocks'][0].get('seconds'):
         path.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match='before block 0 ends'):
-            composer.read_plan(path)
+            planner.read_plan(path)
     path.write_text(text[:-20])
     with pytest.raises(ValueError, match='cannot read plan'):
-        composer.read_plan(path)
+        planner.read_plan(path)
 
 
 def test_a_tiny_composer_learns(tiny_data, tiny_bert, tmp_path):

@@ -8,7 +8,7 @@ import torch
 import ae
 import composer
 import decoder
-from train import load_meta
+from checkpoint import load_meta
 
 
 def assert_every_parameter_learns(net, batch, allowed_without=()):

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 
-import composer
+import planner
 from conftest import TINY_TRAIN, run_script
 from lyrics import vocabulary_hash
 
@@ -30,7 +30,7 @@ def test_sample_end_to_end(tiny_stages, tiny_data, tmp_path):
         name = tmp_path / 'a' / f'sample_{i}'
         info = sf.info(f'{name}.wav')
         assert info.samplerate == 16000 and info.subtype == 'PCM_16'
-        blocks, style = composer.read_plan(f'{name}.plan.json')
+        blocks, style = planner.read_plan(f'{name}.plan.json')
         assert style == 'slow ballad, 72 bpm'
         assert [b['pinyin'] for b in blocks if b['kind'] == 'line'] == ['wo3 ai4 ni3', 'ni3 ai4 wo3',
                                                                         'mi4 xue3 bing1 cheng2 tian2 mi4 mi4']

@@ -68,7 +68,7 @@ def test_a_diverging_run_stops_and_keeps_its_checkpoint(tiny_data, tmp_path):
                       '--grad_clip=0.0', '--warmup_iters=0', '--decay_lr=False', check=False)
     assert proc.returncode != 0 and 'the loss became' in proc.stderr and 'Traceback' not in proc.stderr
     after = torch.load(tmp_path / 'ckpt.pt', weights_only=False)
-    assert after['iter_num'] == 2
+    assert after['iter_num'] == 2 and all(torch.equal(after['model'][k], v) for k, v in before['model'].items())
     assert all(torch.isfinite(v).all() for v in after['model'].values() if v.is_floating_point())
 
 
@@ -84,7 +84,7 @@ def test_other_audio_settings_are_refused(tiny_data, tiny_corpus, tmp_path):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--model=gpt'], "choose 'ae'"),
+    (['--model=gpt'], 'choose one of ae, composer, decoder, recogniser'),
     (['--init_from=resume'], 'does not exist'),
     (['--data_dir=/nonexistent'], 'prepare.py'),
 ])

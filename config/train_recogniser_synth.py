@@ -1,0 +1,21 @@
+# the lyric recogniser on the synthetic corpus, sized for a 2-core CPU: about 5 minutes.
+# Learns from the LRC-timed lines of data/synth (python prepare.py config/prepare_synth.py).
+model = 'recogniser'
+data_dir = 'data/synth'
+out_dir = 'out-recogniser-synth'
+device = 'cpu'
+dtype = 'float32'
+compile = False
+batch_size = 16
+width = 192
+n_layer = 4  # dilated 1, 2, 4, 8
+downsample = 8  # 64 ms steps: a syllable of the fastest style (rock, 0.21 s) gets 3, for its 2 units
+dropout = 0.1
+max_iters = 2500
+lr_decay_iters = 2500
+warmup_iters = 50
+learning_rate = 2e-3
+min_lr = 2e-4
+eval_interval = 500
+eval_iters = 10
+log_interval = 100

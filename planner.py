@@ -1,0 +1,133 @@
+"""
+Planning a song for new lyrics with a trained Composer, and plans as JSON files.
+
+    pieces = lyric_lines(text, max_block_tokens)        # the lines to sing, long ones cut
+    blocks = plan(composer_model, pieces, style_embedding, style_mask, settings)
+    write_plan('song.plan.json', blocks, style_text)    # edit it by hand, then sample.py --plan=
+    blocks, style_text = read_plan('song.plan.json')
+
+A plan is a list of block dicts: kind ('line', 'gap', 'end'), role, start and seconds, finish,
+length_class, and for a line its text and pinyin. lyrics.plan_arrays turns it into the block
+table the models read.
+"""
+import json
+
+import torch
+import torch.nn.functional as F
+
+from composer import line_numbers
+from lyrics import KINDS, LINE, ROLES, STOP, class_seconds, encode, parse_lyrics, plan_arrays, split_line
+
+
+def lyric_lines(text, max_block_tokens):
+    """Lyrics text -> the lines to sing in order, long ones cut into pieces: list of
+    dict(text, tokens, role). Raises ValueError when no line has a singable syllable."""
+    song = parse_lyrics(text)
+    pieces = []
+    for line in song['lines']:
+        pieces += [dict(text=line['text'], tokens=piece, role=line['role'])
+                   for piece in split_line(line['tokens'], max_block_tokens)]
+    if not pieces:
+        raise ValueError("the lyrics have no singable line (no Hanzi, digits or Latin words)")
+    return pieces
+
+
+def allowed_roles(kind, pieces, next_line):
+    """The roles a block may take where it stands, as in the corpus (lyrics.build_blocks): a line
+    takes its section header's role when it has one; 'intro' is a gap before the first line,
+    'outro' a gap after the last. -> bool over ROLES."""
+    allowed = torch.ones(len(ROLES), dtype=torch.bool)
+    if kind == LINE:
+        role = pieces[next_line]['role']
+        if role != 'none':
+            return torch.tensor([r == role for r in ROLES])
+        allowed[[ROLES.index('intro'), ROLES.index('outro'), ROLES.index('inst')]] = False
+    else:
+        allowed[ROLES.index('intro')] = next_line == 0
+        allowed[ROLES.index('outro')] = next_line == len(pieces)
+    return allowed
+
+
+@torch.no_grad()
+def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, seed=0, cfg_scale=1.0, max_blocks=None):
+    """Plan a song for the lyric lines `pieces` (from lyric_lines): at each step the only choices
+    are the next unsung line, a gap, or the end (once every line is placed), and a role that fits
+    where the block stands (allowed_roles). -> list of block dicts (the plan JSON's blocks).
+    style_embedding (S, D), style_mask (S,) from style.embed_styles; settings: the cache's."""
+    config, device = model.config, next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    # the lyric sequence the model cross-attends to: each syllable with its role and line number
+    syllables = [(t, ROLES.index(p['role']), n + 1) for n, p in enumerate(pieces) for t in encode(p['tokens'])]
+    lyrics = [torch.tensor([column], device=device) for column in zip(*syllables)]
+    style = style_embedding[None].to(device), style_mask[None].to(device)
+    conditions = [model.conditions(*lyrics, *style)]
+    if cfg_scale != 1.0:  # the null style's too, for classifier-free guidance
+        conditions.append(model.conditions(*lyrics, *style, drop_style=torch.ones(1, dtype=torch.bool, device=device)))
+
+    def sample(logits, allowed=None):  # logits: one per condition, guided into one
+        logits = logits[0] if len(logits) == 1 else logits[1] + cfg_scale * (logits[0] - logits[1])
+        logits = logits.float().cpu()
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed, float('-inf'))
+        if temperature <= 0:
+            return int(logits.argmax())
+        return int(torch.multinomial(F.softmax(logits / temperature, -1), 1, generator=generator))
+
+    def model_input(blocks):  # the plan so far as the model reads it: (1, P, ...) tensors
+        table, tokens = plan_arrays(blocks, settings)
+        return [torch.from_numpy(a)[None].to(device) for a in (table, tokens, line_numbers(table))]
+
+    blocks, next_line, seconds = [], 0, 0.0
+    max_blocks = max_blocks or config.max_blocks - 1
+    while True:
+        start = model.kind.weight[len(KINDS)].view(1, 1, -1)
+        x = torch.cat([start, model.embed(*model_input(blocks))], dim=1)
+        h = [model.hidden(x, c)[:, -1:] for c in conditions]  # (1, 1, C) each
+        # 1. what the next block is: the next line, a gap (an outro too), or the end once every line is sung
+        done = next_line == len(pieces)
+        allowed = torch.tensor([not done, len(blocks) < max_blocks, done])
+        kind = sample([model.kind_head(h_)[0, 0] for h_ in h], allowed)
+        if kind == STOP:
+            return blocks + [dict(kind='end', start=round(seconds, 3))]
+        # 2. its length, role and finish, given what it is
+        block = dict(kind=KINDS[kind], role='none', start=round(seconds, 3), seconds=0.0)
+        if kind == LINE:
+            block.update(text=pieces[next_line]['text'], pinyin=' '.join(pieces[next_line]['tokens']))
+        what = [a[:, -1:] for a in model_input(blocks + [block])]  # (1, 1, ...): the block's content
+        out = [model.heads(h_, *what) for h_ in h]
+        length_class = sample([o['length'][0, 0] for o in out])
+        role = sample([o['role'][0, 0] for o in out], allowed_roles(kind, pieces, next_line))
+        finish = sample([o['finish'][0, 0] for o in out])
+        length = (config.class_seconds[length_class] if config.class_seconds else
+                  class_seconds(length_class, config.n_length_classes, settings['max_block_seconds']))
+        block.update(role=ROLES[role], seconds=round(length, 3), finish=bool(finish), length_class=length_class)
+        blocks.append(block)
+        next_line += kind == LINE
+        seconds += length
+
+
+def write_plan(path, blocks, style_text):
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(dict(style=style_text, blocks=blocks), f, ensure_ascii=False, indent=1)
+
+
+def read_plan(path):
+    """A plan JSON (as written by write_plan, maybe edited by hand) -> (blocks, style text).
+    Raises ValueError with the reason when it does not parse or its times overlap."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            saved = json.load(f)
+        blocks, style_text = saved['blocks'], saved.get('style', '')
+        for i, b in enumerate(blocks):
+            if b['kind'] not in KINDS or (b['kind'] != 'end' and (b['role'] not in ROLES or float(b['seconds']) <= 0)):
+                raise ValueError(f"block {i} has a bad kind, role or length")
+            if b['kind'] == 'line' and not b.get('pinyin', '').split():
+                raise ValueError(f"line block {i} has no pinyin")
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"cannot read plan {path}: {type(e).__name__} {e}") from None
+    for i, (a, b) in enumerate(zip(blocks, blocks[1:])):
+        if float(b['start']) < float(a['start']) + float(a.get('seconds', 0)) - 0.01:  # 10 ms for rounding
+            raise ValueError(f"plan {path}: block {i + 1} starts at {b['start']} s, before block {i} ends")
+    return blocks, style_text
+
+

@@ -1,0 +1,281 @@
+"""
+The lyric recogniser: log-mels -> log-probabilities over pinyin units every `downsample` frames,
+trained with CTC on the corpus's LRC-timed lines. Two uses: eval.py reads the lyrics of songs
+back (a syllable error rate, the first figure a song model is judged by), and prepare.py places
+the lines of songs that have no time stamps by CTC forced alignment (`align_ckpt`).
+
+    python train.py config/train_recogniser_synth.py     # a few minutes on a 2-core CPU
+    python eval.py --ckpt=out-recogniser-synth/ckpt.pt
+
+Units: a syllable is its initial and its final with the tone ('zhuang1' -> 'zh' 'uang1', 'ai4'
+-> 'ai4'). Some 200 units instead of about 2000 tonal syllables, each seen in many more lines, and
+what a listener hears: an onset, then a vowel on a pitch contour. A syllable is read back at
+every final. Error rates are counted on syllables, with and without the tone.
+
+Input: log(mel + floor) of the cached log1p mels, one floor for every band. The voice's formants
+above the backing are quiet (about 0.01 in log1p units): on a linear scale they are invisible and
+the CTC loss sits on its all-blank plateau. The faint floor that the autoencoder leaves in bands
+that are silent in the real song is as loud, so noise of that size is added in training
+(`input_noise`), and a per-band scale (which would blow it up further) is not used.
+Model: convolutions only (a patch per `downsample` frames, dilated residual blocks): fast to
+train on a CPU, and a whole song of any length is read in one call.
+"""
+import functools
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from audio import frame_rate
+from lyrics import END, KIND, LINE, N_TOKENS, SPECIALS, START, vocabulary
+
+INITIALS = ('zh', 'ch', 'sh', 'b', 'p', 'm', 'f', 'd', 't', 'n', 'l', 'g', 'k', 'h', 'j', 'q', 'x', 'r', 'z',
+            'c', 's', 'y', 'w')  # the two-letter ones first: 'zh' before 'z'
+
+
+def split_syllable(token):
+    """'zhuang1' -> ['zh', 'uang1'];  'ai4' -> ['ai4'];  'n2' -> ['n2'] (a final needs a vowel's place)."""
+    for initial in INITIALS:
+        if token.startswith(initial) and len(token) > len(initial) + 1:  # + 1: the tone digit
+            return [initial, token[len(initial):]]
+    return [token]
+
+
+@functools.lru_cache(maxsize=1)
+def units():
+    """'<blank>' (CTC's), every initial and tonal final the vocabulary spells, and '<en>'."""
+    finals = {split_syllable(t)[-1] for t in vocabulary()[len(SPECIALS):]}
+    return ['<blank>'] + list(INITIALS) + sorted(finals - set(INITIALS)) + ['<en>']
+
+
+@functools.lru_cache(maxsize=1)
+def unit_ids():
+    return {u: i for i, u in enumerate(units())}
+
+
+def to_units(syllables):
+    """Syllable tokens -> unit ids; '<unk>' and '<pad>' have no sound and no units."""
+    ids = unit_ids()
+    return [ids[u] for s in syllables for u in split_syllable(s) if u in ids]
+
+
+def to_syllables(ids):
+    """Unit ids -> syllables: an initial waits for its final; one left waiting is dropped."""
+    syllables, initial = [], ''
+    for u in (units()[i] for i in ids):
+        if u in INITIALS:
+            initial = u
+        else:
+            syllables.append(initial + u)
+            initial = ''
+    return syllables
+
+
+@dataclass
+class Config:
+    n_mels: int = 256  # from the data
+    floor: float = 1e-3  # log(mel + floor): the voice above 1.5 kHz lies around 0.01
+    feature_mean: float = 0.0  # from the data: log(mel + floor) is standardised with these (one pair for
+    feature_std: float = 1.0  # every band); unstandardised, CTC learns 2x slower here
+    n_units: int = 0  # from the vocabulary: len(units())
+    width: int = 256
+    downsample: int = 4  # mel frames per output step
+    n_layer: int = 4  # residual convolution blocks, dilated 1, 2, 4, ...: about a second of context at 4
+    dropout: float = 0.1
+    input_noise: float = 0.03  # in training: noise on the log1p mels, std drawn per line from [0, input_noise]
+
+
+class ResBlock(nn.Module):
+
+    def __init__(self, width, dilation, dropout):
+        super().__init__()
+        self.norm = nn.GroupNorm(1, width)
+        self.conv = nn.Conv1d(width, width, 5, padding=2 * dilation, dilation=dilation)
+        self.proj = nn.Conv1d(width, width, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return x + self.dropout(self.proj(F.gelu(self.conv(self.norm(x)))))
+
+
+class Model(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        W = config.width
+        self.patch = nn.Conv1d(config.n_mels, W, config.downsample, stride=config.downsample)  # T -> T // downsample
+        self.blocks = nn.Sequential(*[ResBlock(W, 2 ** i, config.dropout) for i in range(config.n_layer)])
+        self.norm = nn.GroupNorm(1, W)
+        self.out = nn.Linear(W, config.n_units)
+
+    def log_probs(self, mel):
+        """mel (B, T, n_mels) log1p mels -> (B, T // downsample, n_units) log-probabilities."""
+        x = mel.float()
+        if self.training and self.config.input_noise > 0:
+            x = x + torch.rand(len(x), 1, 1, device=x.device) * self.config.input_noise * torch.randn_like(x)
+        x = (torch.log(x.clamp(min=0) + self.config.floor) - self.config.feature_mean) / self.config.feature_std
+        x = self.blocks(F.gelu(self.patch(x.transpose(1, 2))))  # (B, width, T'): channels first for the convolutions
+        return F.log_softmax(self.out(self.norm(x).transpose(1, 2)).float(), dim=-1)
+
+    def forward(self, mel, mel_lengths, units, unit_lengths):
+        """CTC loss of lines: mel (B, T, n_mels) zero-padded, units (B, L) zero-padded."""
+        log_probs = self.log_probs(mel).transpose(0, 1)  # (T', B, n_units), as ctc_loss wants
+        return F.ctc_loss(log_probs, units, mel_lengths // self.config.downsample, unit_lengths, zero_infinity=True)
+
+    @torch.no_grad()
+    def read(self, mels):
+        """A list of mels (T_i, n_mels) -> the syllables read in each (greedy CTC: best unit per
+        step, repeats merged, blanks dropped)."""
+        lengths = [len(m) // self.config.downsample for m in mels]
+        device = self.out.weight.device
+        best = self.log_probs(pad([torch.as_tensor(m, dtype=torch.float32) for m in mels]).to(device)).argmax(-1).cpu()
+        read = []
+        for b, n in zip(best, lengths):
+            b = b[:n].tolist()
+            read.append(to_syllables([u for i, u in enumerate(b) if u != 0 and (i == 0 or u != b[i - 1])]))
+        return read
+
+
+def pad(tensors):
+    """(T_i, ...) tensors -> (B, max T_i, ...), zero-padded (log-mel 0 is silence)."""
+    return torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)
+
+
+def edit_distance(a, b):
+    """Levenshtein distance between two sequences."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+    return row[-1]
+
+
+def error_rates(read, truth):
+    """Syllable error rate (edits / true syllables) over lists of syllable lists, and the same
+    without tones: (with tone, tone-free)."""
+    n = max(sum(map(len, truth)), 1)
+    toneless = lambda syllables: [s.rstrip('12345') for s in syllables]
+    return (sum(edit_distance(r, t) for r, t in zip(read, truth)) / n,
+            sum(edit_distance(toneless(r), toneless(t)) for r, t in zip(read, truth)) / n)
+
+
+def align(log_probs, targets):
+    """CTC forced alignment: the most likely path of log_probs (T, n_units) that reads exactly
+    `targets` (L unit ids). -> (first step, last step + 1) of each target unit, arrays (L,), and
+    each unit's best posterior on its steps (L,); None if T steps cannot hold the units."""
+    T, L = len(log_probs), len(targets)
+    targets = np.asarray(targets)
+    repeats = int(np.sum(targets[1:] == targets[:-1]))  # a blank must part two equal units
+    if L == 0 or T < L + repeats:
+        return None
+    states = np.zeros(2 * L + 1, dtype=np.int64)  # blank, unit 1, blank, unit 2, ..., blank
+    states[1::2] = targets
+    can_skip = np.zeros(2 * L + 1, dtype=bool)  # a unit may follow the unit before it straight away
+    can_skip[3::2] = targets[1:] != targets[:-1]
+    score = np.full(2 * L + 1, -np.inf)
+    score[:2] = log_probs[0, states[:2]]
+    came = np.zeros((T, 2 * L + 1), dtype=np.int8)  # 0: stayed, 1: from the state before, 2: skipped a blank
+    for t in range(1, T):  # Viterbi: a loop over steps, vectorised over states
+        moves = np.full((3, 2 * L + 1), -np.inf)
+        moves[0], moves[1, 1:] = score, score[:-1]
+        moves[2, 2:] = np.where(can_skip[2:], score[:-2], -np.inf)
+        came[t] = moves.argmax(0)
+        score = moves[came[t], np.arange(2 * L + 1)] + log_probs[t, states]
+    state = 2 * L if score[2 * L] >= score[2 * L - 1] else 2 * L - 1
+    path = np.empty(T, dtype=np.int64)
+    for t in range(T - 1, -1, -1):
+        path[t] = state
+        state -= int(came[t, state])
+    first, last, posterior = np.zeros(L, np.int64), np.zeros(L, np.int64), np.zeros(L)
+    for j in range(L):
+        steps = np.flatnonzero(path == 2 * j + 1)
+        first[j], last[j] = steps[0], steps[-1] + 1
+        posterior[j] = np.exp(log_probs[steps, targets[j]].max())
+    return first, last, posterior
+
+
+@torch.no_grad()
+def align_lines(model, mel, lines, frames_per_second, min_posterior=0.5):
+    """Place lyric lines (dicts with 'tokens') on a song's mel (T, n_mels) by forced alignment of
+    all their units at once. -> (the lines with 'start' and 'end' in seconds, a note), or (None,
+    why not): lyrics with more units than the song has steps, or a path the recogniser does not
+    believe (median posterior of the units under min_posterior: no singing, or other words)."""
+    targets = [to_units(line['tokens']) for line in lines]
+    log_probs = model.log_probs(torch.as_tensor(mel, dtype=torch.float32)[None].to(model.out.weight.device))[0]
+    found = align(log_probs.cpu().numpy(), [u for t in targets for u in t])
+    if found is None:
+        return None, (f"alignment impossible: the lyrics have {sum(map(len, targets))} units, more than the "
+                      f"{len(log_probs)} steps of the audio can hold")
+    first, last, posterior = found
+    if np.median(posterior) < min_posterior:
+        return None, (f"alignment unsure (median unit posterior {np.median(posterior):.2f} < {min_posterior}): "
+                      f"no singing, or not these words")
+    step = model.config.downsample / frames_per_second
+    ends = np.cumsum([len(t) for t in targets])
+    placed = []
+    for line, t, end in zip(lines, targets, ends):
+        if t:
+            placed.append(dict(line, start=float(first[end - len(t)] * step), end=float(last[end - 1] * step)))
+    return placed, f"lines placed by forced alignment (median unit posterior {np.median(posterior):.2f})"
+
+
+def song_lines(table, tokens, vocab, n_frames, margin):
+    """A song's lyric lines: (first frame, last frame + 1, syllables), each widened by up to
+    `margin` frames either side but never into the lines before and after it."""
+    rows = np.flatnonzero(table[:, KIND] == LINE)
+    lines = []
+    for j, r in enumerate(rows):
+        start, end = int(table[r, START]), int(table[r, END])
+        before = int(table[rows[j - 1], END]) if j > 0 else 0
+        after = int(table[rows[j + 1], START]) if j + 1 < len(rows) else n_frames
+        lines.append((max(before, start - margin), min(after, end + margin),
+                      [vocab[t] for t in tokens[r, :table[r, N_TOKENS]]]))
+    return lines
+
+
+def load_data(data_dir, meta, split, config=None):
+    """The split's songs that are LRC-timed: their mels, and every lyric line as (song, the
+    earliest and latest frame its crop may reach, its first and last frame, its unit ids)."""
+    vocab, s = meta['vocab'], meta['settings']
+    margin = int(round(0.5 * frame_rate(s)))  # up to 0.5 s of what lies around a line
+    mels, lines = [], []
+    for name in meta['split'][split]:
+        if meta['songs'][name].get('timing') != 'lrc':
+            continue  # only lines whose times were written down by hand teach the recogniser
+        folder = os.path.join(data_dir, 'songs', name)
+        mel = np.load(os.path.join(folder, 'mel.npy'))
+        table, tokens = np.load(os.path.join(folder, 'blocks.npy')), np.load(os.path.join(folder, 'tokens.npy'))
+        for (lo, hi, syllables), r in zip(song_lines(table, tokens, vocab, len(mel), margin),
+                                          np.flatnonzero(table[:, KIND] == LINE)):
+            target = to_units(syllables)
+            if target:
+                lines.append((len(mels), lo, hi, int(table[r, START]), int(table[r, END]), target))
+        mels.append(mel)
+    if not lines:
+        raise SystemExit(f"no LRC-timed lyric line in the {split} split of {data_dir}: the recogniser learns from "
+                         f"songs whose lyrics.txt has a time stamp on every line")
+    return dict(mels=mels, lines=lines, floor=(config or {}).get('floor', Config.floor))
+
+
+def data_args(meta, data):
+    x = np.log(np.concatenate([mel[::7] for mel in data['mels']]).astype(np.float32).clip(min=0) + data['floor'])
+    return dict(n_mels=meta['settings']['n_mels'], n_units=len(units()), feature_mean=round(float(x.mean()), 4),
+                feature_std=round(float(x.std()), 4))
+
+
+def get_batch(data, batch_size, rng):
+    """Random lines, each cropped from a random point before its start to one after its end
+    (within its room), so that the recogniser sees lines start anywhere and silence around them."""
+    picks = rng.integers(0, len(data['lines']), size=batch_size)
+    mels, targets = [], []
+    for i in picks:
+        song, lo, hi, start, end, target = data['lines'][i]
+        a, b = int(rng.integers(lo, start + 1)), int(rng.integers(end, hi + 1))
+        mels.append(torch.from_numpy(data['mels'][song][a:b].astype(np.float32)))
+        targets.append(torch.tensor(target))
+    return dict(mel=pad(mels), mel_lengths=torch.tensor([len(m) for m in mels]),
+                units=pad(targets), unit_lengths=torch.tensor([len(t) for t in targets]))
