@@ -177,6 +177,21 @@ class Model(nn.Module):
         return torch.cat(out).reshape(n * self.config.segment_frames, -1)
 
 
+def song_latents(model, key, data_dir, name, device):
+    """A song's latents (N, C, h, w) float32, encoded once and kept as songs/<name>/latents-<key>.npy
+    (key: checkpoint.checkpoint_key of the model's file). The Decoder and the recogniser read them."""
+    path = os.path.join(data_dir, 'songs', name, f'latents-{key}.npy')
+    if os.path.exists(path):
+        return np.load(path).reshape(-1, *model.latent_shape)
+    mel = torch.from_numpy(np.load(os.path.join(data_dir, 'songs', name, 'mel.npy')).astype(np.float32))
+    latents = model.encode_song(mel.to(device)).float().cpu().numpy()
+    tmp = f"{path}.{os.getpid()}.tmp.npy"  # ranks of a DDP run may write at once
+    np.save(tmp, latents)
+    os.replace(tmp, path)
+    return latents
+
+
+
 # -----------------------------------------------------------------------------
 # data: the cached mels of one split, and random three-segment windows from them
 

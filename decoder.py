@@ -24,7 +24,6 @@ The autoencoder and the Composer are frozen: `ae_ckpt` and `composer_ckpt` name 
 corpus's latents are encoded once and cached beside its mels, keyed by the autoencoder
 checkpoint (prepare.py drops them when it redoes a song).
 """
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import ae
 import composer
 from checkpoint import checkpoint_key, load_stages
 from lyrics import END, KIND, LINE, N_TOKENS, START
@@ -240,19 +240,6 @@ def plan_rows(table, tokens, n_rows, row_frames, frames_per_second):
     return block, (elapsed / frames_per_second).astype(np.float32), syllable
 
 
-def encode_latents(ae_model, ae_key, data_dir, name, device):
-    """A song's latents (N, C, h, w) float32, encoded once and kept as songs/<name>/latents-<ae_key>.npy."""
-    path = os.path.join(data_dir, 'songs', name, f'latents-{ae_key}.npy')
-    if os.path.exists(path):
-        return np.load(path).reshape(-1, *ae_model.latent_shape)
-    mel = torch.from_numpy(np.load(os.path.join(data_dir, 'songs', name, 'mel.npy')).astype(np.float32))
-    latents = ae_model.encode_song(mel.to(device)).float().cpu().numpy()
-    tmp = f"{path}.{os.getpid()}.tmp.npy"  # ranks of a DDP run may write at once
-    np.save(tmp, latents)
-    os.replace(tmp, path)
-    return latents
-
-
 def silence_row(ae_model, settings, device):
     """The latent row of silence (log-mel 0), (C * w,): what comes before a song."""
     silence = ae_model.encode(torch.zeros(1, settings['segment_frames'], settings['n_mels'], device=device))
@@ -275,7 +262,7 @@ def load_data(data_dir, meta, split, config):
     for song in plans['songs']:
         batch = {k: x.to(device) for k, x in composer.collate([song], plans['styles']).items()}
         plan = composer_model.block_embeddings(**batch)[0].float().cpu()  # (P, composer_dim)
-        latents = to_rows(torch.from_numpy(encode_latents(ae_model, ae_key, data_dir, song['name'], device)))
+        latents = to_rows(torch.from_numpy(ae.song_latents(ae_model, ae_key, data_dir, song['name'], device)))
         rows = plan_rows(song['table'], song['tokens'], len(latents), row_frames, fps)
         songs.append(dict(name=song['name'], latents=latents, table=song['table'], tokens=song['tokens'], plan=plan,
                           style=song['style'], rows=[torch.from_numpy(r) for r in rows]))

@@ -29,8 +29,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ae import song_latents
 from audio import frame_rate
-from lyrics import END, KIND, LINE, N_TOKENS, SPECIALS, START, vocabulary
+from checkpoint import check_settings, checkpoint_key, load_checkpoint
+from lyrics import END, GAP, KIND, LINE, N_TOKENS, SPECIALS, START, vocabulary
 
 INITIALS = ('zh', 'ch', 'sh', 'b', 'p', 'm', 'f', 'd', 't', 'n', 'l', 'g', 'k', 'h', 'j', 'q', 'x', 'r', 'z',
             'c', 's', 'y', 'w')  # the two-letter ones first: 'zh' before 'z'
@@ -88,11 +90,19 @@ class Config:
     input_noise: float = 0.03  # in training: noise on the log1p mels, std drawn per line from [0, input_noise]
 
 
+class StepNorm(nn.LayerNorm):
+    """Layer norm of each step over its channels, for (B, C, T): a song is read the same whole or in
+    pieces (a norm over time too would take its statistics from whatever else the input holds)."""
+
+    def forward(self, x):
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
 class ResBlock(nn.Module):
 
     def __init__(self, width, dilation, dropout):
         super().__init__()
-        self.norm = nn.GroupNorm(1, width)
+        self.norm = StepNorm(width)
         self.conv = nn.Conv1d(width, width, 5, padding=2 * dilation, dilation=dilation)
         self.proj = nn.Conv1d(width, width, 1)
         self.dropout = nn.Dropout(dropout)
@@ -108,7 +118,7 @@ class Model(nn.Module):
         W = config.width
         self.patch = nn.Conv1d(config.n_mels, W, config.downsample, stride=config.downsample)  # T -> T // downsample
         self.blocks = nn.Sequential(*[ResBlock(W, 2 ** i, config.dropout) for i in range(config.n_layer)])
-        self.norm = nn.GroupNorm(1, W)
+        self.norm = StepNorm(W)
         self.out = nn.Linear(W, config.n_units)
 
     def log_probs(self, mel):
@@ -199,7 +209,7 @@ def align(log_probs, targets):
 
 
 @torch.no_grad()
-def align_lines(model, mel, lines, frames_per_second, min_posterior=0.5):
+def align_lines(model, mel, lines, frames_per_second, min_posterior=0.3):
     """Place lyric lines (dicts with 'tokens') on a song's mel (T, n_mels) by forced alignment of
     all their units at once. -> (the lines with 'start' and 'end' in seconds, a note), or (None,
     why not): lyrics with more units than the song has steps, or a path the recogniser does not
@@ -239,10 +249,20 @@ def song_lines(table, tokens, vocab, n_frames, margin):
 
 def load_data(data_dir, meta, split, config=None):
     """The split's songs that are LRC-timed: their mels, and every lyric line as (song, the
-    earliest and latest frame its crop may reach, its first and last frame, its unit ids)."""
+    earliest and latest frame its crop may reach, its first and last frame, its unit ids); gaps
+    of a second or more in the same form, with no units. With
+    config['ae_ckpt'], each song's autoencoder reconstruction too: half the lines are read from it,
+    so that the recogniser reads what generated songs are made of."""
     vocab, s = meta['vocab'], meta['settings']
+    config = config or {}
     margin = int(round(0.5 * frame_rate(s)))  # up to 0.5 s of what lies around a line
-    mels, lines = [], []
+    ae_model = None
+    if config.get('ae_ckpt'):
+        device = config.get('device', 'cpu')
+        ae_checkpoint, ae_model = load_checkpoint(config['ae_ckpt'], device, stage='ae')
+        check_settings(ae_checkpoint['data_settings'], s, config['ae_ckpt'], f"{data_dir}/meta.json")
+        ae_key = checkpoint_key(config['ae_ckpt'])
+    mels, recons, lines, gaps = [], [], [], []
     for name in meta['split'][split]:
         if meta['songs'][name].get('timing') != 'lrc':
             continue  # only lines whose times were written down by hand teach the recogniser
@@ -254,11 +274,18 @@ def load_data(data_dir, meta, split, config=None):
             target = to_units(syllables)
             if target:
                 lines.append((len(mels), lo, hi, int(table[r, START]), int(table[r, END]), target))
+        for r in np.flatnonzero((table[:, KIND] == GAP) & (table[:, END] - table[:, START] >= 2 * margin)):
+            middle = int(table[r, START] + table[r, END]) // 2  # a window around it: backing alone, no words
+            gaps.append((len(mels), int(table[r, START]), int(table[r, END]), middle, middle, []))
         mels.append(mel)
+        if ae_model is not None:
+            with torch.no_grad():
+                z = torch.from_numpy(song_latents(ae_model, ae_key, data_dir, name, device)).to(device)
+                recons.append(ae_model.decode_song(z)[:len(mel)].cpu().numpy().astype(np.float16))
     if not lines:
         raise SystemExit(f"no LRC-timed lyric line in the {split} split of {data_dir}: the recogniser learns from "
                          f"songs whose lyrics.txt has a time stamp on every line")
-    return dict(mels=mels, lines=lines, floor=(config or {}).get('floor', Config.floor))
+    return dict(mels=mels, recons=recons, lines=lines, gaps=gaps, floor=config.get('floor', Config.floor))
 
 
 def data_args(meta, data):
@@ -269,13 +296,16 @@ def data_args(meta, data):
 
 def get_batch(data, batch_size, rng):
     """Random lines, each cropped from a random point before its start to one after its end
-    (within its room), so that the recogniser sees lines start anywhere and silence around them."""
-    picks = rng.integers(0, len(data['lines']), size=batch_size)
+    (within its room), so that the recogniser sees lines start anywhere and silence around them;
+    one in ten a stretch of a gap instead, where it must read nothing. From the real mel or (if
+    loaded, half the time) the autoencoder's reconstruction."""
     mels, targets = [], []
-    for i in picks:
-        song, lo, hi, start, end, target = data['lines'][i]
+    for _ in range(batch_size):
+        pool = data['gaps'] if data['gaps'] and rng.random() < 0.1 else data['lines']
+        song, lo, hi, start, end, target = pool[rng.integers(len(pool))]
         a, b = int(rng.integers(lo, start + 1)), int(rng.integers(end, hi + 1))
-        mels.append(torch.from_numpy(data['mels'][song][a:b].astype(np.float32)))
-        targets.append(torch.tensor(target))
+        source = data['recons'] if data['recons'] and rng.random() < 0.5 else data['mels']
+        mels.append(torch.from_numpy(source[song][a:b].astype(np.float32)))
+        targets.append(torch.tensor(target, dtype=torch.long))
     return dict(mel=pad(mels), mel_lengths=torch.tensor([len(m) for m in mels]),
                 units=pad(targets), unit_lengths=torch.tensor([len(t) for t in targets]))

@@ -4,6 +4,7 @@
 model = 'recogniser'
 data_dir = 'data/songs'
 out_dir = 'out-recogniser'
+ae_ckpt = 'out-ae/ckpt.pt'  # half the lines are read from its reconstructions (train it first)
 batch_size = 32
 width = 512
 n_layer = 6  # dilated 1 ... 32 steps: about 8 s of context

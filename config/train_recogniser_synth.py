@@ -3,6 +3,7 @@
 model = 'recogniser'
 data_dir = 'data/synth'
 out_dir = 'out-recogniser-synth'
+ae_ckpt = 'out-ae-synth/ckpt.pt'  # half the lines are read from its reconstructions
 device = 'cpu'
 dtype = 'float32'
 compile = False
