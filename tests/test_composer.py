@@ -10,7 +10,7 @@ import composer
 import planner
 from conftest import run_script
 
-SETTINGS = dict(max_block_seconds=8.0)
+SETTINGS = dict(sample_rate=48000, hop_length=192, max_block_seconds=8.0, max_block_tokens=24, n_length_classes=8)  # the Config's
 
 
 @pytest.fixture(scope='module')

@@ -20,7 +20,7 @@ def stage_args(stages, out_dir):
             f'--out_dir={out_dir}', '--device=cpu', '--griffin_lim_iters=8']
 
 
-def test_sample_end_to_end(tiny_stages, tiny_data, tmp_path):
+def test_sample_end_to_end(tiny_stages, tiny_recogniser, tiny_data, tmp_path):
     lyrics = tmp_path / 'lyrics.txt'
     lyrics.write_text(LYRICS, encoding='utf-8')
     out = run_script('sample.py', f'--lyrics={lyrics}', '--style=slow ballad, 72 bpm', '--num_samples=2',
@@ -46,10 +46,17 @@ def test_sample_end_to_end(tiny_stages, tiny_data, tmp_path):
     (tmp_path / 'edited.json').write_text(json.dumps(plan, ensure_ascii=False), encoding='utf-8')
     run_script('sample.py', f"--plan={tmp_path / 'edited.json'}", *stage_args(tiny_stages, tmp_path / 'c'))
     assert sf.info(tmp_path / 'c' / 'sample_0.wav').duration == pytest.approx(plan['blocks'][-1]['start'], abs=0.05)
-    # the evaluation of generated songs reads the folder
-    out = run_script('eval.py', f"--samples_dir={tmp_path / 'a'}", f'--data_dir={tiny_data}').stdout
+    # the evaluation of generated songs reads the folder (and, with a recogniser, the songs' words)
+    out = run_script('eval.py', f"--samples_dir={tmp_path / 'a'}", f'--data_dir={tiny_data}', '--recogniser_ckpt=').stdout
     figures = json.loads(out.strip().splitlines()[-1])
     assert set(figures) == {'voice_agreement', 'length_error_max', 'tempo_by_style', 'silent_or_clipped'}
+    assert 'the lyrics are not read back' in out
+    out = run_script('eval.py', f"--samples_dir={tmp_path / 'a'}", f'--data_dir={tiny_data}',
+                     f'--recogniser_ckpt={tiny_recogniser}').stdout
+    figures = json.loads(out.strip().splitlines()[-1])
+    for key in ('syllable_error_rate', 'syllable_error_rate_real', 'syllable_error_rate_chance', 'tone_free_error_rate',
+                'tone_free_error_rate_real', 'tone_free_error_rate_chance'):
+        assert 0.0 <= figures[key] <= 3.0, key
     assert figures['length_error_max'] < 0.05 and figures['silent_or_clipped'] == 0
     assert list(figures['tempo_by_style']) == ['slow ballad, 72 bpm']
 
