@@ -10,15 +10,25 @@ between rows are fair on a noisy machine.
 On a CPU whose other core is busy with another process, run it as
 `OMP_WAIT_POLICY=PASSIVE python bench.py ...`: torch's threads spin while they wait for each
 other, and a thread that spins where the busy process needs the core runs everything several
-times slower (README, "Audio maths"). On an idle machine PASSIVE costs about 1.5x, so it is
+times slower (docs/notes.md, "Audio maths"). On an idle machine PASSIVE costs about 1.5x, so it is
 not the default.
 """
 import json
 import os
+import runpy
 import time
 
 import numpy as np
 import torch
+
+import ae
+import audio
+import decoder
+import prepare
+import synth
+from configurator import configure
+from lyrics import parse_lyrics
+from train import configure_optimizers
 
 # -----------------------------------------------------------------------------
 what = 'dsp'
@@ -64,16 +74,13 @@ def timed(fn, repeats):
 
 def song_clip(sample_rate, seconds):
     """`seconds` of a synthetic song (voice and backing), from its first sung line on."""
-    import synth
     wav, lrc, _ = synth.make_song(0, seed, sample_rate, 30.0, 40.0)
-    from lyrics import parse_lyrics
     start = int(parse_lyrics(lrc)['lines'][0]['start'] * sample_rate)
     return wav[start:start + int(seconds * sample_rate)]
 
 
 def bench_dsp():
-    import audio
-    try:
+    try:  # optional: only for the comparison
         import librosa
     except ImportError:
         librosa = None
@@ -126,8 +133,6 @@ def bench_dsp():
 
 def model_config(stage, prepare_config, train_config):
     """The model arguments a train config gives, with the data shape from a prepare config."""
-    import runpy
-    import prepare
     settings = {k: getattr(prepare, k) for k in prepare.SETTING_KEYS}
     settings.update(runpy.run_path(prepare_config) if prepare_config else {})
     config = runpy.run_path(train_config)
@@ -138,7 +143,6 @@ def model_config(stage, prepare_config, train_config):
 
 def bench_training(net, batch, steps):
     """Seconds per training step (forward, backward, AdamW), median over `steps` after two warm-up steps."""
-    from train import configure_optimizers
     optimizer = configure_optimizers(net, 0.0, 1e-4, (0.9, 0.99), 'cuda' if device.startswith('cuda') else 'cpu')
 
     def step(run):
@@ -151,7 +155,6 @@ def bench_training(net, batch, steps):
 
 
 def bench_ae():
-    import ae
     rows = []
     for size, prepare_config, train_config in [s for s in AE_SIZES if s[0] in sizes.split(',')]:
         config, config_batch = model_config(ae, prepare_config, train_config)
@@ -176,9 +179,6 @@ def bench_decoder():
     """Sampling a song one latent row at a time with the key/value cache, against recomputing the
     whole prefix at every step (both must give the same rows), and the flow head's share of a
     cached step."""
-    import runpy
-    import ae
-    import decoder
     rows, figures = [], {}
     for size, prepare_config, ae_config, composer_config, decoder_config in DECODER_SIZES:
         if size not in sizes.split(','):
@@ -234,7 +234,6 @@ def decoder_generate(net, first, conds, use_cache):
 
 
 if __name__ == '__main__':
-    from configurator import configure
     configure(globals())
     benches = {'dsp': bench_dsp, 'ae': bench_ae, 'decoder': bench_decoder}
     if what not in benches:

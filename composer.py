@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import style as style_encoder
 from audio import frame_rate
 from lyrics import BLOCK_COLUMNS, END, FINISH, KIND, KINDS, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP
 from lyrics import class_seconds as class_seconds_middle
@@ -159,7 +160,6 @@ def lyric_sequence(table, tokens):
 
 def load_data(data_dir, meta, split, config):
     """Every song of the split that has lyrics: its blocks and lyric sequence, and the style table."""
-    import style as style_encoder
     styles = style_encoder.style_table(data_dir, meta, config['style_model'], config['style_tokens'])
     row = {text: i for i, text in enumerate(styles['texts'])}
     songs = []

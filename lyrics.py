@@ -25,6 +25,9 @@ import re
 import unicodedata
 
 import numpy as np
+from pypinyin import Style, lazy_pinyin
+from pypinyin.contrib.tone_convert import to_normal
+from pypinyin.pinyin_dict import pinyin_dict
 
 from audio import frame_rate
 
@@ -52,8 +55,6 @@ VOWEL_GROUPS = re.compile(r'[aeiouy]+')
 def vocabulary():
     """Every pinyin syllable pypinyin knows, with tones 1-5, after the special tokens. Fixed, so
     that caches and checkpoints made from different corpora share token ids."""
-    from pypinyin.contrib.tone_convert import to_normal
-    from pypinyin.pinyin_dict import pinyin_dict
     bases = {to_normal(p) for readings in pinyin_dict.values() for p in readings.split(',')}
     return SPECIALS + [base + tone for base in sorted(bases) for tone in '12345']
 
@@ -72,7 +73,6 @@ def token_ids():
 
 def tokenize(text):
     """A line of lyrics -> list of syllable tokens ('ni3', 'hao3', '<en>', ...)."""
-    from pypinyin import Style, lazy_pinyin
     tokens = []
     for piece in PIECES.findall(unicodedata.normalize('NFKC', text)):
         if piece.isdigit():

@@ -34,7 +34,7 @@ def model_path(style_model):
 def embed_styles(texts, style_model, max_tokens):
     """-> (embeddings float32 (N, max_tokens, dim), mask bool (N, max_tokens): True for real tokens).
     An empty text still has the encoder's [CLS] and [SEP] tokens."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoTokenizer  # here: importing transformers takes seconds, and only new style texts need it
     path = model_path(style_model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     encoder = AutoModel.from_pretrained(path).eval()

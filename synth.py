@@ -17,10 +17,13 @@ The backing (chords, bass, drums) is low-passed at BACKING_MAX_HZ, so energy abo
 VOICE_BAND_HZ comes from the voice alone: eval.py and the tests measure where it sings from that.
 """
 import os
+from multiprocessing import Pool
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
+from configurator import configure
 from lyrics import tokenize
 
 # -----------------------------------------------------------------------------
@@ -301,8 +304,6 @@ def write_song(args):
 
 
 def main(out_dir, n_songs, seed, sample_rate, min_seconds, max_seconds, num_workers):
-    from multiprocessing import Pool
-    from tqdm import tqdm
     jobs = [(i, out_dir, seed, sample_rate, min_seconds, max_seconds) for i in range(n_songs)]
     if num_workers > 1:
         with Pool(num_workers) as pool:
@@ -313,5 +314,4 @@ def main(out_dir, n_songs, seed, sample_rate, min_seconds, max_seconds, num_work
 
 
 if __name__ == '__main__':
-    from configurator import configure
     main(**configure(globals()))

@@ -23,6 +23,8 @@ from dataclasses import fields
 
 import numpy as np
 import torch
+from torch.distributed import destroy_process_group, init_process_group
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from checkpoint import check_settings, load_checkpoint, load_meta, save_checkpoint
 from configurator import configure, peek
@@ -99,8 +101,6 @@ if __name__ == '__main__':
     # distributed data parallel under torchrun, else one process
     ddp = int(os.environ.get('RANK', -1)) != -1
     if ddp:
-        from torch.distributed import destroy_process_group, init_process_group
-        from torch.nn.parallel import DistributedDataParallel as DDP
         ddp_rank, ddp_local_rank, ddp_world_size = (int(os.environ[k]) for k in ('RANK', 'LOCAL_RANK', 'WORLD_SIZE'))
         if device.startswith('cuda'):
             device = f'cuda:{ddp_local_rank}'
@@ -190,7 +190,7 @@ if __name__ == '__main__':
         return out
 
     if wandb_log and master_process:
-        import wandb
+        import wandb  # optional: only when asked for
         wandb.init(project=wandb_project, name=wandb_run_name, config=config)
 
     t0 = time.time()
