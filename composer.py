@@ -10,8 +10,8 @@ user's next unsung line). Every layer cross-attends to the song's whole lyric to
 (each token with its role and line number) and to the style matrix (style.py). The style is
 dropped with probability `style_drop` in training, for classifier-free guidance.
 
-`plan(...)` writes a plan for new lyrics; `block_embeddings(...)` gives the hidden states over a
-plan that the Decoder cross-attends to.
+`block_embeddings(...)` gives the hidden states over a plan that the Decoder cross-attends to;
+planner.py plans new lyrics with the model.
 """
 import os
 from dataclasses import dataclass

@@ -5,6 +5,10 @@ Lyrics in, blocks out: the text side that prepare.py, the Composer and sample.py
     song = parse_lyrics(text)                     # lines with role and LRC times (or None)
     lines, timing, notes = place_lines(song, seconds)   # times for every line, stamped or estimated
     blocks = build_blocks(lines, seconds, ...)    # lyric, gap and end blocks covering the song
+    table, tokens = blocks_to_arrays(blocks, max_block_tokens)   # the block table the models read
+
+The block table (P, len(BLOCK_COLUMNS)) is defined here, with its column indices (KIND, ...);
+plan_arrays / plan_blocks turn a plan (planner.py's block dicts, in seconds) into it and back.
 
 Written rules for what people actually paste (each has a test):
 - Section headers on their own line: [verse], [Verse 2], [PRE-CHORUS], [hook], [inst] ...
@@ -13,7 +17,7 @@ Written rules for what people actually paste (each has a test):
   the line is sung at each time); a stamp with no text ends the line before it; header tags
   ([ti:], [ar:], [offset:+500] ...) are read, and offset shifts every stamp.
 - A song is 'lrc'-timed only if every lyric line has a stamp; otherwise its stamps are ignored
-  and times are estimated from syllable counts ('estimated').
+  and times are estimated from syllable counts ('estimated'; prepare.py can align them instead).
 - Text: Hanzi become pinyin with tone 1-5 (5 = neutral), read in context for polyphones;
   digits are read one by one in Mandarin; a Latin word becomes one '<en>' token per vowel
   group, less a silent final e (we keep its rhythm, not its sound); punctuation, emoji and
@@ -276,7 +280,7 @@ def blocks_to_arrays(blocks, max_block_tokens):
 
 
 def plan_blocks(table, tokens, vocab, frames_per_second):
-    """A block table (P, 7) and tokens (P, K) as prepare.py caches them -> plan blocks (as plan()
+    """A block table (P, 7) and tokens (P, K) as prepare.py caches them -> plan blocks (as planner.plan
     writes them: a real song's plan can be drawn, edited and rendered); the inverse of plan_arrays."""
     blocks = []
     for row, ids in zip(table, tokens):
@@ -294,7 +298,7 @@ def plan_blocks(table, tokens, vocab, frames_per_second):
 
 
 def plan_arrays(blocks, settings):
-    """Plan blocks (from plan() or read_plan) -> the block table (P, 7) and tokens (P, K) that
+    """Plan blocks (from planner.plan or read_plan) -> the block table (P, 7) and tokens (P, K) that
     prepare.py would have cached for them; a length edited by hand gets its length class."""
     fps = frame_rate(settings)
     table = np.zeros((len(blocks), len(BLOCK_COLUMNS)), np.int64)

@@ -85,7 +85,7 @@ class Config:
     n_units: int = 0  # from the vocabulary: len(units())
     width: int = 256
     downsample: int = 4  # mel frames per output step
-    n_layer: int = 4  # residual convolution blocks, dilated 1, 2, 4, ...: about a second of context at 4
+    n_layer: int = 4  # residual convolution blocks, dilated 1, 2, 4, ...: 4 see 61 steps (4 s at 64 ms)
     dropout: float = 0.1
     input_noise: float = 0.03  # in training: noise on the log1p mels, std drawn per line from [0, input_noise]
 
@@ -112,6 +112,7 @@ class ResBlock(nn.Module):
 
 
 class Model(nn.Module):
+
     def __init__(self, config):
         super().__init__()
         self.config = config

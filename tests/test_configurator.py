@@ -1,6 +1,6 @@
 import pytest
 
-from configurator import configure
+from configurator import configure, peek
 
 
 def defaults():
@@ -44,3 +44,11 @@ def test_wrong_type_is_named(arg):
 def test_constants_are_not_keys():
     with pytest.raises(SystemExit, match='unknown'):
         configure(defaults(), ['--CONSTANT=4'])
+
+
+def test_peek_reads_one_key_ahead(tmp_path):
+    path = tmp_path / 'c.py'
+    path.write_text("model = 'decoder'\nn_layer = 4\n")
+    assert peek('model', 'ae', []) == 'ae'
+    assert peek('model', 'ae', [str(path)]) == 'decoder'
+    assert peek('model', 'ae', [str(path), '--model=recogniser']) == 'recogniser'
