@@ -33,9 +33,9 @@ import torch.nn.functional as F
 
 import ae
 import composer
+from audio import frame_rate
 from checkpoint import checkpoint_key, load_stages
 from lyrics import END, KIND, LINE, N_TOKENS, START
-from audio import frame_rate
 from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
 
 

@@ -215,8 +215,8 @@ def eval_recogniser(net, meta, data_dir, device):
             mels['reconstructed'] = ae_model.decode_song(z)[:len(mel)].cpu().numpy()
         for k in list(mels):  # through Griffin-Lim and back, as a generated song comes out
             wav = audio.mel_to_wav(torch.from_numpy(mels[k]), s['sample_rate'], s['n_fft'], s['hop_length'], s['n_mels'])
-            mels[('' if k == 'real' else k + '_') + 'griffin_lim'] = audio.mel_spectrogram(wav, s['sample_rate'], s['n_fft'], s['hop_length'],
-                                                             s['n_mels']).numpy()
+            name_gl = 'griffin_lim' if k == 'real' else k + '_griffin_lim'
+            mels[name_gl] = audio.mel_spectrogram(wav, s['sample_rate'], s['n_fft'], s['hop_length'], s['n_mels']).numpy()
         for k, m in mels.items():
             reads.setdefault(k, []).extend(net.read([m[a:b] for a, b, _ in lines]))
         truth += [syllables for _, _, syllables in lines]

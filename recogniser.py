@@ -4,7 +4,7 @@ trained with CTC on the corpus's LRC-timed lines. Two uses: eval.py reads the ly
 back (a syllable error rate, the first figure a song model is judged by), and prepare.py places
 the lines of songs that have no time stamps by CTC forced alignment (`align_ckpt`).
 
-    python train.py config/train_recogniser_synth.py     # a few minutes on a 2-core CPU
+    python train.py config/train_recogniser_synth.py     # about 8 minutes on a 2-core CPU
     python eval.py --ckpt=out-recogniser-synth/ckpt.pt
 
 Units: a syllable is its initial and its final with the tone ('zhuang1' -> 'zh' 'uang1', 'ai4'
@@ -15,8 +15,10 @@ every final. Error rates are counted on syllables, with and without the tone.
 Input: log(mel + floor) of the cached log1p mels, one floor for every band. The voice's formants
 above the backing are quiet (about 0.01 in log1p units): on a linear scale they are invisible and
 the CTC loss sits on its all-blank plateau. The faint floor that the autoencoder leaves in bands
-that are silent in the real song is as loud, so noise of that size is added in training
-(`input_noise`), and a per-band scale (which would blow it up further) is not used.
+that are silent in the real song is as loud, and i.i.d. noise (`input_noise`) does not stand in
+for it: with `ae_ckpt`, half the training lines are read from the autoencoder's reconstructions,
+so that the recogniser reads what generated songs are made of. A per-band scale (which would
+blow that floor up further) is not used.
 Model: convolutions only (a patch per `downsample` frames, dilated residual blocks): fast to
 train on a CPU, and a whole song of any length is read in one call.
 """
