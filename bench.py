@@ -193,7 +193,7 @@ def bench_decoder():
         cfg, P, S = net.config, 40, 32  # a song of P blocks, S style tokens
         N = max(int(n) for n in decoder_rows.split(','))
         gen = torch.Generator().manual_seed(seed)
-        conds = [torch.sort(torch.randint(0, P, (1, N), generator=gen)).values, torch.rand(1, N, generator=gen) * 4,
+        conds = [torch.sort(torch.randint(0, P, (1, N), generator=gen)).values, torch.rand(1, N, 2, generator=gen) * 4,
                  torch.randint(0, cfg.vocab_size, (1, N), generator=gen), torch.randn(1, P, cfg.composer_dim, generator=gen),
                  torch.ones(1, P, dtype=torch.bool), torch.randn(1, S, cfg.style_dim, generator=gen),
                  torch.ones(1, S, dtype=torch.bool)]

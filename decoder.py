@@ -10,8 +10,9 @@ so what is left to choose per step is small, and a generative head chooses it in
 averaging over it (README, "The decoder").
 
 Step t reads row t-1 (silence before the song), its position, and the plan at row t: the
-Composer's embedding of the block the row lies in, the seconds since that block began, and the
-syllable sung there. Every layer cross-attends to the Composer's block embeddings over the whole
+Composer's embedding of the block the row lies in, the syllable sung there, and the seconds since
+the block and the syllable began (syllable onsets as prepare.py cached them: aligned by the lyric
+recogniser where it was given, else an even share of the line; a plan's are an even share). Every layer cross-attends to the Composer's block embeddings over the whole
 plan and to the style matrix; both are dropped together with probability `cond_drop` in
 training, for classifier-free guidance. The trunk's hidden state conditions a small
 flow-matching head (rectified flow: an MLP with adaptive layer norms, as continuous-latent
@@ -24,6 +25,7 @@ The autoencoder and the Composer are frozen: `ae_ckpt` and `composer_ckpt` name 
 corpus's latents are encoded once and cached beside its mels, keyed by the autoencoder
 checkpoint (prepare.py drops them when it redoes a song).
 """
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +37,7 @@ import ae
 import composer
 from audio import frame_rate
 from checkpoint import checkpoint_key, load_stages
-from lyrics import END, KIND, LINE, N_TOKENS, START
+from lyrics import KIND, LINE, N_TOKENS, START
 from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
 
 
@@ -132,7 +134,7 @@ class Model(nn.Module):
         C = config.n_embd
         self.row_in = nn.Linear(config.row_dim, C)
         self.position = nn.Embedding(config.max_rows, C)
-        self.plan_at_row = nn.Linear(config.composer_dim + 16, C)  # the block the row lies in + time into it
+        self.plan_at_row = nn.Linear(config.composer_dim + 32, C)  # the block the row lies in + time into it and its syllable
         self.syllable = nn.Embedding(config.vocab_size, C)  # the syllable sung in the row (0: none)
         self.plan_in = nn.Linear(config.composer_dim, C)
         self.style_in = nn.Linear(config.style_dim, C)
@@ -146,12 +148,12 @@ class Model(nn.Module):
 
     def conditions(self, row_block, row_time, row_syllable, plan, plan_mask, style, style_mask, drop=None):
         """The plan at each row and the cross-attention contexts. row_block (B, T): index into plan
-        of each row's block; row_time (B, T): seconds since that block began; row_syllable (B, T):
-        the syllable sung in the row; plan (B, P, composer_dim) block embeddings; style (B, S,
+        of each row's block; row_time (B, T, 2): seconds since that block and since the syllable
+        began; row_syllable (B, T): the syllable sung in the row; plan (B, P, composer_dim) block embeddings; style (B, S,
         style_dim); drop (B,) bool: no plan and no style. -> rows (B, T, C), [(plan, mask), (style, mask)]"""
         index = row_block[..., None].expand(-1, -1, plan.shape[-1])
         row_plan = torch.gather(plan, 1, index)  # (B, T, composer_dim)
-        seconds = time_features(row_time.clamp(max=16.0), 0.25, 32.0).to(plan.dtype)
+        seconds = time_features(row_time.clamp(max=16.0), 0.25, 32.0).flatten(2).to(plan.dtype)  # (B, T, 32)
         rows = self.plan_at_row(torch.cat([row_plan, seconds], -1)) + self.syllable(row_syllable)
         plan_ctx, style_ctx = self.plan_in(plan), self.style_in(style)
         if drop is not None:
@@ -226,18 +228,22 @@ def from_rows(rows, latent_shape):
     return rows[:N * h].reshape(N, h, C, w).permute(0, 2, 1, 3)
 
 
-def plan_rows(table, tokens, n_rows, row_frames, frames_per_second):
-    """A song's block table (P, 7) and tokens (P, K) -> for each of n_rows latent rows: the
-    block it lies in, the seconds since that block began, and the syllable sung in it, assuming
-    a line's syllables share its time evenly (0 in gaps): 3 x (n_rows,). Rows after the last
-    block lie in it (the end marker)."""
+def plan_rows(table, tokens, onsets, n_rows, row_frames, frames_per_second):
+    """A song's block table (P, 7), tokens (P, K) and syllable onsets (P, K) frames -> for each of
+    n_rows latent rows: the block it lies in, the seconds since that block began and since the
+    syllable sung in it began, and that syllable (0 in gaps): (n_rows,), (n_rows, 2), (n_rows,).
+    Rows after the last block lie in it (the end marker)."""
     frames = np.arange(n_rows) * row_frames + row_frames // 2  # the middle of each row
     block = np.clip(np.searchsorted(table[:, START], frames, side='right') - 1, 0, len(table) - 1)
-    elapsed = frames - table[block, START]
     n = table[block, N_TOKENS]
-    k = np.minimum(elapsed * n // np.maximum(table[block, END] - table[block, START], 1), np.maximum(n - 1, 0))
-    syllable = np.where(table[block, KIND] == LINE, tokens[block, k], 0)
-    return block, (elapsed / frames_per_second).astype(np.float32), syllable
+    sung = (onsets[block] <= frames[:, None]) & (np.arange(onsets.shape[1]) < n[:, None])  # (n_rows, K)
+    k = np.maximum(sung.sum(1) - 1, 0)  # the last syllable begun (the first, before it begins)
+    line = table[block, KIND] == LINE
+    syllable = np.where(line, tokens[block, k], 0)
+    since_block = frames - table[block, START]
+    since_syllable = np.where(line, np.maximum(frames - onsets[block, k], 0), since_block)
+    seconds = np.stack([since_block, since_syllable], 1) / frames_per_second
+    return block, seconds.astype(np.float32), syllable
 
 
 def silence_row(ae_model, settings, device):
@@ -263,7 +269,10 @@ def load_data(data_dir, meta, split, config):
         batch = {k: x.to(device) for k, x in composer.collate([song], plans['styles']).items()}
         plan = composer_model.block_embeddings(**batch)[0].float().cpu()  # (P, composer_dim)
         latents = to_rows(torch.from_numpy(ae.song_latents(ae_model, ae_key, data_dir, song['name'], device)))
-        rows = plan_rows(song['table'], song['tokens'], len(latents), row_frames, fps)
+        onsets = os.path.join(data_dir, 'songs', song['name'], 'onsets.npy')
+        if not os.path.exists(onsets):
+            raise SystemExit(f"{onsets} is missing: the cache is older than the Decoder; run prepare.py again")
+        rows = plan_rows(song['table'], song['tokens'], np.load(onsets), len(latents), row_frames, fps)
         songs.append(dict(name=song['name'], latents=latents, table=song['table'], tokens=song['tokens'], plan=plan,
                           style=song['style'], rows=[torch.from_numpy(r) for r in rows]))
     return dict(songs=songs, styles=plans['styles'], silence=silence_row(ae_model, settings, device),
@@ -286,7 +295,7 @@ def collate(data, windows, plans=None):
     P = max(len(s['table']) for s in songs)
     batch = dict(latents=data['silence'].repeat(B, T + 1, 1),  # (B, T + 1, row_dim): padding is silence
                  positions=torch.zeros(B, T, dtype=torch.long), mask=torch.zeros(B, T, dtype=torch.bool),
-                 row_block=torch.zeros(B, T, dtype=torch.long), row_time=torch.zeros(B, T),
+                 row_block=torch.zeros(B, T, dtype=torch.long), row_time=torch.zeros(B, T, 2),
                  row_syllable=torch.zeros(B, T, dtype=torch.long),
                  plan=torch.zeros(B, P, data['composer_dim']), plan_mask=torch.zeros(B, P, dtype=torch.bool))
     style_rows = []

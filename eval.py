@@ -38,7 +38,7 @@ flow_steps = 8  # decoder: Euler steps of the head per row
 temperature = 1.0  # decoder: scale of the head's starting noise
 cfg_scale = 2.0  # decoder: classifier-free guidance in the rollouts (sample.py's decoder_cfg_scale)
 samples_dir = ''  # a folder of sample.py's output: evaluate those songs instead of a checkpoint
-recogniser_ckpt = 'out-recogniser-synth/ckpt.pt'  # samples: reads the songs' lyrics back ('' = not)
+recogniser_ckpt = 'out-recogniser-synth/ckpt.pt'  # samples, decoder: reads the songs' lyrics back ('' = not)
 ae_ckpt = 'out-ae-synth/ckpt.pt'  # recogniser: it reads this autoencoder's reconstructions too ('' = not)
 max_songs = 40  # recogniser: validation songs read (each also through Griffin-Lim: seconds a song)
 figure = ''  # decoder: a PNG of the first validation song, real beside generated from its plan
@@ -139,12 +139,31 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
 
 
 @torch.no_grad()
+def load_reader(settings, data_dir):
+    """The lyric recogniser at recogniser_ckpt, or None (with a line saying so)."""
+    if not (recogniser_ckpt and os.path.exists(recogniser_ckpt)):
+        print(f"no recogniser at recogniser_ckpt='{recogniser_ckpt}': the lyrics are not read back")
+        return None
+    reader_checkpoint, reader = load_checkpoint(recogniser_ckpt, 'cpu', stage='recogniser')
+    check_settings(reader_checkpoint['data_settings'], settings, recogniser_ckpt, f"{data_dir}/meta.json")
+    return reader
+
+
+def read_lines(reader, mel, table, tokens, vocab, settings):
+    """What the recogniser reads in each lyric line that ends inside mel (T, n_mels), and those
+    lines' syllables: two lists."""
+    inside = table[:, END] <= len(mel)  # blocks are in time order: a prefix
+    lines = recogniser.song_lines(table[inside], tokens[inside], vocab, len(mel), line_margin(settings))
+    return reader.read([mel[a:b] for a, b, _ in lines]), [syllables for _, _, syllables in lines]
+
+
 def eval_decoder(net, meta, data_dir, device, checkpoint):
     """The head's flow loss on the validation songs (a training diagnostic), then what a listener
     would notice in free-running rollouts of rollout_seconds from each validation song's plan:
     their latents' Frechet distance to the same songs' real latents, the sharpness of their
-    decoded mels where the plan sings, and whether another song's plan takes them further from
-    the song (rollout_figures)."""
+    decoded mels where the plan sings, whether another song's plan takes them further from the
+    song (rollout_figures), and with a recogniser (recogniser_ckpt) the syllable error rate of
+    the lines they sing, beside the same lines of the songs' autoencoder reconstructions."""
     config = dict(checkpoint['config'], device=device)
     data = decoder.load_data(data_dir, meta, 'val', config)
     _, ae_model = load_checkpoint(config['ae_ckpt'], device, stage='ae')
@@ -168,21 +187,39 @@ def eval_decoder(net, meta, data_dir, device, checkpoint):
     generated = rollouts()
     swapped = rollouts([(i + 1) % len(songs) for i in range(len(songs))]) if len(songs) > 1 else None
     mels = [np.load(os.path.join(data_dir, 'songs', s['name'], 'mel.npy')).astype(np.float32) for s in songs]
+    decode = lambda zs: [ae_model.decode_song(z.to(device)).float().cpu().numpy() for z in zs]
+    decoded = dict(generated=decode(generated), reconstructed=decode(real))
     if figure:  # the first validation song: real, through the autoencoder, and generated from its plan
         frames = lengths[0] // h * data['segment_frames']
         blocks = plan_blocks(songs[0]['table'], songs[0]['tokens'], meta['vocab'], data['frames_per_second'])
         plot_song(figure, [(f"real: {songs[0]['name']}", mels[0][:frames]),
-                           ('through the autoencoder', ae_model.decode_song(real[0].to(device))),
-                           (f'generated from its plan (cfg_scale {cfg_scale})', ae_model.decode_song(generated[0].to(device)))],
+                           ('through the autoencoder', decoded['reconstructed'][0]),
+                           (f'generated from its plan (cfg_scale {cfg_scale})', decoded['generated'][0])],
                   blocks, meta['settings'])
         print(f"wrote {figure}")
     figures = dict(flow_loss=flow_loss)
-    figures.update(rollout_figures(generated, real, swapped, [s['table'] for s in songs], mels, ae_model,
-                                   meta['settings'], device))
+    figures.update(rollout_figures(generated, real, swapped, [s['table'] for s in songs], mels, decoded, meta['settings']))
+    reader = load_reader(meta['settings'], data_dir)
+    if reader is not None:  # the lines each rollout sings, read back; the same lines of the reconstructions
+        read = dict(generated=[], reconstructed=[])
+        for key in read:
+            truth = []
+            for song, mel in zip(songs, decoded[key]):
+                r, t = read_lines(reader, mel, song['table'], song['tokens'], meta['vocab'], meta['settings'])
+                read[key], truth = read[key] + r, truth + t
+        others = truth[len(truth) // 2:] + truth[:len(truth) // 2]  # another song's lines
+        for suffix, r, t in (('', read['generated'], truth), ('_reconstructed', read['reconstructed'], truth),
+                             ('_chance', read['generated'], others)):
+            figures['syllable_error_rate' + suffix], figures['tone_free_error_rate' + suffix] = recogniser.error_rates(r, t)
     print(f"{len(songs)} validation songs, {sum(lengths) // h} segments of rollouts (up to {rollout_seconds:.0f} s "
           f"each; flow_steps {flow_steps}, temperature {temperature}, cfg_scale {cfg_scale})")
     print(f"the head's flow loss (teacher-forced)        {flow_loss:.4f}  (a training diagnostic)")
     print_rollout_figures(figures)
+    if 'syllable_error_rate' in figures:
+        print(f"lyrics read back from the rollouts: syllable error rate {figures['syllable_error_rate']:.3f} (tone-free "
+              f"{figures['tone_free_error_rate']:.3f}); the same lines through the autoencoder "
+              f"{figures['syllable_error_rate_reconstructed']:.3f} ({figures['tone_free_error_rate_reconstructed']:.3f}); "
+              f"chance {figures['syllable_error_rate_chance']:.3f}")
     return figures
 
 
@@ -223,7 +260,7 @@ def eval_recogniser(net, meta, data_dir, device):
         stamps = table[table[:, KIND] == LINE, START] / fps
         unstamped = [dict(tokens=syllables, start=None) for _, _, syllables in lines]
         estimated, _, _ = place_lines(dict(lines=unstamped, end_stamps=[]), meta['songs'][name]['seconds'])
-        aligned, _ = recogniser.align_lines(net, mel, unstamped, fps)
+        aligned, _ = recogniser.align_lines(recogniser.read_song(net, mel), unstamped, net.config.downsample / fps)
         failed += aligned is None
         for k, placed in (('estimated', estimated), ('aligned', aligned or estimated)):
             start_errors[k] += [abs(line['start'] - t) for line, t in zip(placed, stamps)]
@@ -265,9 +302,10 @@ def spectral_flatness(mel, bins):
     return np.exp(np.log(magnitude).mean(1)) / magnitude.mean(1)
 
 
-def rollout_figures(generated, real, swapped, tables, mels, ae_model, settings, device):
+def rollout_figures(generated, real, swapped, tables, mels, decoded, settings):
     """generated, real (and swapped: rollouts from the next song's plan and style): per song
-    latents (N_i, C, h, w) over the same segments; the songs' block tables and log-mels -> the
+    latents (N_i, C, h, w) over the same segments; the songs' block tables and log-mels; decoded:
+    the autoencoder's mels of generated and real latents ('generated', 'reconstructed': lists) -> the
     figures that see blur:
     - frechet: Frechet distance between generated and real segment latents, and the real songs'
       own figure between the two halves of the validation set (the floor);
@@ -284,13 +322,12 @@ def rollout_figures(generated, real, swapped, tables, mels, ae_model, settings, 
                    frechet_floor=frechet_distance(flat(real[:half]), flat(real[half:])) if half > 1 else float('nan'))
     band = voice_band(settings)
     flatness = {'generated': [], 'real': [], 'reconstructed': []}
-    for z_gen, z_real, table, mel in zip(generated, real, tables, mels):
+    for i, (z_real, table, mel) in enumerate(zip(real, tables, mels)):
         frames = len(z_real) * settings['segment_frames']
         sung = sung_frames(table, frames)
         mel = mel[:frames]
-        for key, z in (('generated', z_gen), ('reconstructed', z_real)):
-            decoded = ae_model.decode_song(z.to(device)).float().cpu().numpy()
-            flatness[key].append(spectral_flatness(decoded, band)[sung])
+        for key in ('generated', 'reconstructed'):
+            flatness[key].append(spectral_flatness(decoded[key][i], band)[sung])
         flatness['real'].append(spectral_flatness(mel, band)[sung[:len(mel)]])
     flatness = {k: float(np.concatenate(v).mean()) for k, v in flatness.items()}
     figures.update(sharpness=flatness['real'] / flatness['generated'],
@@ -364,16 +401,7 @@ def eval_samples(samples_dir, meta, data_dir):
     s = meta['settings']
     band = voice_band(s)
     fps = audio.frame_rate(s)
-    reader = None
-    if recogniser_ckpt and os.path.exists(recogniser_ckpt):
-        reader_checkpoint, reader = load_checkpoint(recogniser_ckpt, 'cpu', stage='recogniser')
-        check_settings(reader_checkpoint['data_settings'], s, recogniser_ckpt, f"{data_dir}/meta.json")
-    else:
-        print(f"no recogniser at recogniser_ckpt='{recogniser_ckpt}': the lyrics are not read back")
-
-    def read_lines(mel, table, tokens):  # -> what the recogniser reads in each line, the lines' syllables
-        lines = recogniser.song_lines(table, tokens, meta['vocab'], len(mel), line_margin(s))
-        return reader.read([mel[a:b] for a, b, _ in lines]), [syllables for _, _, syllables in lines]
+    reader = load_reader(s, data_dir)
 
     real_agree, real_tempo, real_read, real_truth = [], {}, [], []
     for name, mel in song_mels(data_dir, meta, 'val'):
@@ -381,7 +409,8 @@ def eval_samples(samples_dir, meta, data_dir):
         real_agree.append(np.mean(voiced(mel[:, band].mean(1)) == sung_frames(table, len(mel))))
         real_tempo.setdefault(meta['songs'][name].get('style', ''), []).append(tempo_bpm(mel, fps))
         if reader is not None and meta['songs'][name].get('timing') == 'lrc':
-            read, truth = read_lines(mel, table, np.load(os.path.join(data_dir, 'songs', name, 'tokens.npy')))
+            read, truth = read_lines(reader, mel, table, np.load(os.path.join(data_dir, 'songs', name, 'tokens.npy')),
+                                     meta['vocab'], s)
             real_read, real_truth = real_read + read, real_truth + truth
 
     paths = sorted(glob.glob(os.path.join(samples_dir, '**', 'sample_*.wav'), recursive=True))
@@ -399,7 +428,7 @@ def eval_samples(samples_dir, meta, data_dir):
         table, tokens = plan_arrays(blocks, s)
         agree.append(np.mean(voiced(mel[:, band].mean(1)) == sung_frames(table, len(mel))))
         if reader is not None:
-            read, truth = read_lines(mel, table, tokens)
+            read, truth = read_lines(reader, mel, table, tokens, meta['vocab'], s)
             sung_read, sung_truth = sung_read + read, sung_truth + truth
         planned = blocks[-1]['start']
         length_errors.append(abs(len(wav) / sr - planned) / planned)

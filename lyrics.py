@@ -6,6 +6,7 @@ Lyrics in, blocks out: the text side that prepare.py, the Composer and sample.py
     lines, timing, notes = place_lines(song, seconds)   # times for every line, stamped or estimated
     blocks = build_blocks(lines, seconds, ...)    # lyric, gap and end blocks covering the song
     table, tokens = blocks_to_arrays(blocks, max_block_tokens)   # the block table the models read
+    onsets = even_onsets(table, max_block_tokens)     # where each syllable starts (prepare.py can align them)
 
 The block table (P, len(BLOCK_COLUMNS)) is defined here, with its column indices (KIND, ...);
 plan_arrays / plan_blocks turn a plan (planner.py's block dicts, in seconds) into it and back.
@@ -277,6 +278,16 @@ def blocks_to_arrays(blocks, max_block_tokens):
                     b['start_frame'], b['end_frame'], len(b['tokens'])]
         tokens[i, :len(b['tokens'])] = encode(b['tokens'])
     return table, tokens
+
+
+def even_onsets(table, max_block_tokens):
+    """The frame each syllable of a block table starts at, (P, max_block_tokens) int32, when a
+    line's syllables share its time evenly: what is known of a plan, or of a song that prepare.py
+    did not align (0 past a block's syllables)."""
+    k = np.arange(max_block_tokens)
+    n = np.maximum(table[:, N_TOKENS], 1)[:, None]
+    onsets = table[:, START, None] + (table[:, END] - table[:, START])[:, None] * k // n
+    return np.where(k < table[:, N_TOKENS, None], onsets, 0).astype(np.int32)
 
 
 def plan_blocks(table, tokens, vocab, frames_per_second):

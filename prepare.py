@@ -7,15 +7,19 @@ meta.json with the settings, the vocabulary, the train/val split and every song'
 
 <dataset_dir>/<song>/audio.wav (or .flac/.ogg/.mp3, any rate, mono or stereo), lyrics.txt
 (optional), style.txt (optional). Writes <data_dir>/songs/<song>/mel.npy (float16
-[frames, n_mels]), blocks.npy (int32 [n_blocks, len(BLOCK_COLUMNS)]) and tokens.npy (int32
-[n_blocks, max_block_tokens]). A song that cannot be used is skipped with a reason in meta.json
-and the run goes on; a second run redoes only songs whose files or settings changed.
+[frames, n_mels]), blocks.npy (int32 [n_blocks, len(BLOCK_COLUMNS)]), tokens.npy (int32
+[n_blocks, max_block_tokens]) and onsets.npy (int32, as tokens: the frame each syllable starts
+at). A song that cannot be used is skipped with a reason in meta.json and the run goes on; a
+second run redoes only songs whose files or settings changed.
 
 Lines with LRC stamps are placed where the stamps say ('lrc' in meta.json). Lyrics without
-stamps are spread over the song by syllable counts ('estimated'), unless a trained recogniser is
-given (`align_ckpt`): then their lines are placed by forced alignment ('aligned'). For a real
-corpus that is two passes: prepare, train the recogniser (it learns from the 'lrc' songs only),
-prepare again with --align_ckpt=out-recogniser/ckpt.pt (only the unstamped songs are redone).
+stamps are spread over the song by syllable counts ('estimated'), and a line's syllables share
+its time evenly. With a trained recogniser (`align_ckpt`), both come from the audio: lines
+without stamps are placed by forced alignment ('aligned'), and every line's syllables too (the
+Decoder learns which syllable is sung in which row from them: an even share is off by about a
+syllable mid-line). So a corpus is prepared twice: prepare, train the recogniser (it learns from
+the 'lrc' songs only), prepare again with --align_ckpt=out-recogniser/ckpt.pt (the songs' blocks
+are redone; their mels and latents stay).
 """
 import hashlib
 import json
@@ -34,8 +38,8 @@ import recogniser
 from audio import frame_rate, mel_spectrogram
 from checkpoint import check_settings, checkpoint_key, load_checkpoint
 from configurator import configure
-from lyrics import (BLOCK_COLUMNS, KINDS, ROLES, blocks_to_arrays, build_blocks, parse_lyrics, place_lines, read_lyrics,
-                    vocabulary, vocabulary_hash)
+from lyrics import (BLOCK_COLUMNS, KIND, KINDS, LINE, ROLES, blocks_to_arrays, build_blocks, even_onsets, parse_lyrics,
+                    place_lines, read_lyrics, vocabulary, vocabulary_hash)
 
 # -----------------------------------------------------------------------------
 dataset_dir = 'dataset/synth'
@@ -51,7 +55,7 @@ n_length_classes = 8
 max_block_tokens = 24  # longer lines are cut into several blocks
 val_fraction = 0.1
 num_workers = 4
-align_ckpt = ''  # a lyric recogniser (train.py model='recogniser'): places lines that have no time stamps
+align_ckpt = ''  # a lyric recogniser (train.py model='recogniser'): places unstamped lines and every syllable
 # -----------------------------------------------------------------------------
 
 CACHE_VERSION = 1  # bump when what a song's cache holds changes: every song is redone
@@ -112,7 +116,7 @@ def aligner(path):
 
 def prepare_song(job):
     """Cache one song; return its meta.json entry. Never raises for bad input: it reports it."""
-    name, folder, out, settings, align = job  # align: (recogniser checkpoint, its key) or None
+    name, folder, out, settings, align, changed = job  # align: (recogniser checkpoint, its key) or None
     torch.set_num_threads(1)  # one song per worker process
     entry = dict(status='skipped', fingerprint=fingerprint(folder), notes=[])
     audio_path = next((os.path.join(folder, n) for n in AUDIO_NAMES if os.path.exists(os.path.join(folder, n))), None)
@@ -129,7 +133,7 @@ def prepare_song(job):
         return dict(entry, reason=f"{seconds:.2f} s of audio is shorter than one segment "
                                   f"({settings['segment_frames']} frames)")
     os.makedirs(out, exist_ok=True)
-    for stale in os.listdir(out):  # what was made from the song's old files (blocks, the Decoder's latents) goes
+    for stale in os.listdir(out) if changed else []:  # what was made from the song's old files (the latents) goes
         os.remove(os.path.join(out, stale))
     np.save(os.path.join(out, 'mel.npy'), mel.numpy().astype(np.float16))
     entry.update(status='ok', seconds=round(seconds, 3), frames=mel.shape[0], has_lyrics=False, n_blocks=0)
@@ -153,10 +157,13 @@ def prepare_song(job):
         lines, timing, notes = place_lines(song, seconds)
         entry['notes'] += notes
         frames_per_second = frame_rate(settings)
-        if timing == 'estimated' and align is not None:
-            placed, note = recogniser.align_lines(aligner(align[0]), mel, lines, frames_per_second)
-            entry['notes'].append(note if placed else note + '; times estimated from syllable counts')
+        if align is not None:
+            model = aligner(align[0])
+            log_probs = recogniser.read_song(model, mel)
             entry['aligned_by'] = align[1]
+        if timing == 'estimated' and align is not None:
+            placed, note = recogniser.align_lines(log_probs, lines, model.config.downsample / frames_per_second)
+            entry['notes'].append(note if placed else note + '; times estimated from syllable counts')
             if placed:
                 lines, timing = placed, 'aligned'
         blocks = build_blocks(song, lines, seconds, frames_per_second, settings['max_block_seconds'],
@@ -165,8 +172,14 @@ def prepare_song(job):
             block['start_frame'], block['end_frame'] = min(block['start_frame'], mel.shape[0]), min(block['end_frame'], mel.shape[0])
         blocks[-2]['end_frame'] = blocks[-1]['start_frame'] = blocks[-1]['end_frame'] = mel.shape[0]
         table, tokens = blocks_to_arrays(blocks, settings['max_block_tokens'])
+        if align is None:
+            onsets = even_onsets(table, settings['max_block_tokens'])
+        else:
+            onsets, aligned = recogniser.align_syllables(log_probs, table, tokens, model.config.downsample)
+            entry['syllables_aligned'] = f"{aligned} of {int(np.sum(table[:, KIND] == LINE))} lines"
         np.save(os.path.join(out, 'blocks.npy'), table)
         np.save(os.path.join(out, 'tokens.npy'), tokens)
+        np.save(os.path.join(out, 'onsets.npy'), onsets)
         entry.update(has_lyrics=bool(lines), timing=timing, n_blocks=len(blocks), n_lines=len(lines))
     return entry
 
@@ -204,13 +217,14 @@ def prepare(dataset_dir, data_dir, num_workers, val_fraction, align_ckpt='', **s
     for name in names:
         folder, out = os.path.join(dataset_dir, name), os.path.join(data_dir, 'songs', name)
         entry = old.get(name)
-        done = entry is not None and entry['fingerprint'] == fingerprint(folder) and (
-            entry['status'] == 'skipped' or os.path.exists(os.path.join(out, 'mel.npy'))) and (
-            entry.get('timing') not in ('estimated', 'aligned') or entry.get('aligned_by') == aligned_by)
-        if done:
-            songs[name] = entry
+        changed = entry is None or entry['fingerprint'] != fingerprint(folder) or (
+            entry['status'] == 'ok' and not os.path.exists(os.path.join(out, 'mel.npy')))
+        blocks_stale = entry is not None and entry.get('has_lyrics') and (
+            entry.get('aligned_by') != aligned_by or not os.path.exists(os.path.join(out, 'onsets.npy')))
+        if changed or blocks_stale:
+            jobs.append((name, folder, out, settings, align, changed))  # unchanged files: the latents stay
         else:
-            jobs.append((name, folder, out, settings, align))
+            songs[name] = entry
     print(f"{len(names)} song folders in {dataset_dir}: {len(jobs)} to prepare, {len(names) - len(jobs)} unchanged")
     if num_workers > 1 and len(jobs) > 1:
         with multiprocessing.get_context('spawn').Pool(min(num_workers, len(jobs))) as pool:

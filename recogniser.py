@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ae import song_latents
 from audio import frame_rate
 from checkpoint import check_settings, checkpoint_key, load_checkpoint
-from lyrics import END, GAP, KIND, LINE, N_TOKENS, SPECIALS, START, vocabulary
+from lyrics import END, GAP, KIND, LINE, N_TOKENS, SPECIALS, START, even_onsets, vocabulary
 
 INITIALS = ('zh', 'ch', 'sh', 'b', 'p', 'm', 'f', 'd', 't', 'n', 'l', 'g', 'k', 'h', 'j', 'q', 'x', 'r', 'z',
             'c', 's', 'y', 'w')  # the two-letter ones first: 'zh' before 'z'
@@ -212,14 +212,19 @@ def align(log_probs, targets):
 
 
 @torch.no_grad()
-def align_lines(model, mel, lines, frames_per_second, min_posterior=0.3):
-    """Place lyric lines (dicts with 'tokens') on a song's mel (T, n_mels) by forced alignment of
-    all their units at once. -> (the lines with 'start' and 'end' in seconds, a note), or (None,
-    why not): lyrics with more units than the song has steps, or a path the recogniser does not
-    believe (median posterior of the units under min_posterior: no singing, or other words)."""
+def read_song(model, mel):
+    """A whole song's mel (T, n_mels) -> log-probabilities over units, (T // downsample, n_units) numpy."""
+    return model.log_probs(torch.as_tensor(mel, dtype=torch.float32)[None].to(model.out.weight.device))[0].cpu().numpy()
+
+
+def align_lines(log_probs, lines, step_seconds, min_posterior=0.3):
+    """Place lyric lines (dicts with 'tokens') on a song read by read_song (steps of step_seconds)
+    by forced alignment of all their units at once. -> (the lines with 'start' and 'end' in
+    seconds, a note), or (None, why not): lyrics with more units than the song has steps, or a
+    path the recogniser does not believe (median posterior of the units under min_posterior: no
+    singing, or other words)."""
     targets = [to_units(line['tokens']) for line in lines]
-    log_probs = model.log_probs(torch.as_tensor(mel, dtype=torch.float32)[None].to(model.out.weight.device))[0]
-    found = align(log_probs.cpu().numpy(), [u for t in targets for u in t])
+    found = align(log_probs, [u for t in targets for u in t])
     if found is None:
         return None, (f"alignment impossible: the lyrics have {sum(map(len, targets))} units, more than the "
                       f"{len(log_probs)} steps of the audio can hold")
@@ -227,13 +232,31 @@ def align_lines(model, mel, lines, frames_per_second, min_posterior=0.3):
     if np.median(posterior) < min_posterior:
         return None, (f"alignment unsure (median unit posterior {np.median(posterior):.2f} < {min_posterior}): "
                       f"no singing, or not these words")
-    step = model.config.downsample / frames_per_second
     ends = np.cumsum([len(t) for t in targets])
     placed = []
     for line, t, end in zip(lines, targets, ends):
         if t:
-            placed.append(dict(line, start=float(first[end - len(t)] * step), end=float(last[end - 1] * step)))
+            placed.append(dict(line, start=float(first[end - len(t)] * step_seconds), end=float(last[end - 1] * step_seconds)))
     return placed, f"lines placed by forced alignment (median unit posterior {np.median(posterior):.2f})"
+
+
+def align_syllables(log_probs, table, tokens, downsample, min_posterior=0.3):
+    """Where each syllable of a song's lines starts: the units of each line block aligned on the
+    steps of read_song inside the block. -> onsets (P, K) int32 frames, as lyrics.even_onsets, and
+    the number of line blocks aligned; a block the recogniser cannot place keeps the even share."""
+    vocab = vocabulary()
+    onsets = even_onsets(table, tokens.shape[1])
+    aligned = 0
+    for r in np.flatnonzero(table[:, KIND] == LINE):
+        syllables = [to_units([vocab[t]]) for t in tokens[r, :table[r, N_TOKENS]]]
+        lo, hi = int(table[r, START]) // downsample, -(-int(table[r, END]) // downsample)
+        found = align(log_probs[lo:hi], [u for units in syllables for u in units])
+        if found is None or np.median(found[2]) < min_posterior or not all(syllables):
+            continue
+        first_unit = np.cumsum([0] + [len(units) for units in syllables[:-1]])
+        onsets[r, :len(syllables)] = np.clip((lo + found[0][first_unit]) * downsample, table[r, START], table[r, END] - 1)
+        aligned += 1
+    return onsets, aligned
 
 
 def song_lines(table, tokens, vocab, n_frames, margin):

@@ -13,6 +13,7 @@ import torch
 
 import decoder
 from checkpoint import checkpoint_key
+from lyrics import even_onsets
 from conftest import TINY_TRAIN, run_script
 
 
@@ -21,11 +22,19 @@ def test_plan_rows():
     table = np.array([[1, 1, 0, 0, 0, 100, 0], [0, 2, 0, 1, 100, 250, 3], [2, 0, 0, 0, 250, 250, 0]])
     tokens = np.zeros((3, 24), np.int64)
     tokens[1, :3] = [7, 8, 9]
-    block, seconds, syllable = decoder.plan_rows(table, tokens, n_rows=12, row_frames=25, frames_per_second=100.0)
-    assert block.shape == seconds.shape == syllable.shape == (12,)
+    onsets = even_onsets(table, 24)
+    assert onsets[1, :4].tolist() == [100, 150, 200, 0] and not onsets[[0, 2]].any()
+    block, seconds, syllable = decoder.plan_rows(table, tokens, onsets, n_rows=12, row_frames=25, frames_per_second=100.0)
+    assert block.shape == syllable.shape == (12,) and seconds.shape == (12, 2)
     assert block.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2]  # row middles at 12, 37, 62, 87, 112, ...
-    assert seconds[4] == pytest.approx(0.12) and seconds[10] == pytest.approx(0.12)
+    assert seconds[4, 0] == pytest.approx(0.12) and seconds[10, 0] == pytest.approx(0.12)
     assert syllable.tolist() == [0, 0, 0, 0, 7, 7, 8, 8, 9, 9, 0, 0]  # three syllables share 150 frames
+    assert seconds[7, 1] == pytest.approx(0.37) and seconds[2, 1] == seconds[2, 0]  # since 8 began; in a gap: the block's
+
+    onsets[1, :3] = [115, 120, 220]  # as aligned: the second syllable short, the last late
+    _, seconds, syllable = decoder.plan_rows(table, tokens, onsets, n_rows=12, row_frames=25, frames_per_second=100.0)
+    assert syllable.tolist() == [0, 0, 0, 0, 7, 8, 8, 8, 8, 9, 0, 0]  # before its first onset a line sings its first
+    assert seconds[4, 1] == 0.0 and seconds[8, 1] == pytest.approx(0.92)
 
 
 def test_rows_and_segments_round_trip():

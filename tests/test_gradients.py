@@ -50,7 +50,7 @@ def test_decoder():
     B, T, P, S = 8, 16, 5, 3
     batch = dict(latents=torch.randn(B, T + 1, 12), positions=torch.arange(T).expand(B, -1),
                  mask=torch.ones(B, T, dtype=torch.bool), row_block=torch.sort(torch.randint(0, P, (B, T))).values,
-                 row_time=torch.rand(B, T), row_syllable=torch.randint(0, 50, (B, T)), plan=torch.randn(B, P, 16),
+                 row_time=torch.rand(B, T, 2), row_syllable=torch.randint(0, 50, (B, T)), plan=torch.randn(B, P, 16),
                  plan_mask=torch.ones(B, P, dtype=torch.bool), style=torch.randn(B, S, 8),
                  style_mask=torch.ones(B, S, dtype=torch.bool))
     assert_every_parameter_learns(net, batch)

@@ -12,7 +12,7 @@ import soundfile as sf
 import prepare
 import recogniser
 from conftest import TINY_SETTINGS, run_script
-from lyrics import KIND, LINE, SPECIALS, START, vocabulary
+from lyrics import KIND, LINE, SPECIALS, START, even_onsets, vocabulary
 from checkpoint import load_checkpoint, load_meta
 
 
@@ -42,6 +42,25 @@ def test_forced_alignment_finds_known_steps():
     assert first.tolist() == starts and last.tolist() == [t + 2 for t in starts]
     assert (posterior > 0.9).all()
     assert recogniser.align(log_probs[:4], targets) is None  # 4 steps cannot hold 4 units and a repeat
+
+
+def test_syllable_onsets_from_known_steps():
+    """Each line block's syllables are aligned inside it; a block that cannot be aligned keeps the even share."""
+    vocab = vocabulary()
+    ids = {t: i for i, t in enumerate(vocab)}
+    unit = recogniser.unit_ids()
+    table = np.array([[1, 1, 0, 0, 0, 40, 0], [0, 2, 0, 0, 40, 120, 3], [0, 2, 0, 1, 120, 160, 2], [2, 0, 0, 0, 160, 160, 0]])
+    tokens = np.zeros((4, 24), np.int64)
+    tokens[1, :3] = [ids['ni3'], ids['hao3'], ids['a1']]
+    tokens[2, :2] = [ids['ma1'], ids['ma1']]
+    log_probs = np.full((40, len(recogniser.units())), -8.0)
+    log_probs[:, 0] = -0.1
+    for u, step in (('n', 11), ('i3', 12), ('h', 20), ('ao3', 21), ('a1', 26)):  # steps of 4 frames
+        log_probs[step, unit[u]], log_probs[step, 0] = -0.05, -6.0
+    onsets, aligned = recogniser.align_syllables(log_probs, table, tokens, downsample=4)
+    assert aligned == 1  # block 2 has nothing sung in it: the even share
+    assert onsets[1, :4].tolist() == [44, 80, 104, 0]
+    assert onsets[2, :2].tolist() == [120, 140] and not onsets[[0, 3]].any()
 
 
 def test_tiny_recogniser_reads_its_lines(tiny_recogniser, tiny_data):
@@ -117,3 +136,30 @@ def test_prepare_aligns_lines_without_stamps(tiny_recogniser, tiny_corpus, tiny_
     aligned_error, estimated_error = (np.abs(starts(tmp_path / d, 'song') - truth) for d in ('b', 'a'))
     assert np.median(aligned_error) < 0.25 and aligned_error.max() < 0.5, (aligned_error, estimated_error)  # a tiny model
     assert np.median(aligned_error) < np.median(estimated_error), (aligned_error, estimated_error)
+
+
+def test_prepare_aligns_syllables(tiny_recogniser, tiny_corpus, tiny_data, tmp_path):
+    """LRC-timed songs with align_ckpt: the lines stay where their stamps are, their syllables are
+    aligned; the second pass keeps the mels and the latents."""
+    meta = load_meta(tiny_data)
+    names = meta['split']['train'][:2]
+    for name in names:
+        shutil.copytree(tiny_corpus / name, tmp_path / 'ds' / name)
+    data = tmp_path / 'data'
+    prepare.prepare(str(tmp_path / 'ds'), str(data), num_workers=1, val_fraction=0.0, **TINY_SETTINGS)
+    kept = data / 'songs' / names[0] / 'latents-test.npy'
+    np.save(kept, np.zeros(3))
+    songs = prepare.prepare(str(tmp_path / 'ds'), str(data), num_workers=1, val_fraction=0.0,
+                            align_ckpt=tiny_recogniser, **TINY_SETTINGS)['songs']
+    assert kept.exists()
+    for name in names:
+        assert songs[name]['timing'] == 'lrc' and songs[name]['syllables_aligned'].endswith('lines')
+        table = np.load(data / 'songs' / name / 'blocks.npy')
+        assert np.array_equal(table, np.load(tiny_data / 'songs' / name / 'blocks.npy'))
+        onsets, even = (np.load(d / 'songs' / name / 'onsets.npy') for d in (data, tiny_data))
+        assert np.array_equal(even, even_onsets(table, TINY_SETTINGS['max_block_tokens']))
+        assert int(songs[name]['syllables_aligned'].split()[0]) == sum(
+            not np.array_equal(onsets[r], even[r]) for r in np.flatnonzero(table[:, KIND] == LINE))
+    again = prepare.prepare(str(tmp_path / 'ds'), str(data), num_workers=1, val_fraction=0.0,
+                            align_ckpt=tiny_recogniser, **TINY_SETTINGS)['songs']
+    assert again == songs  # nothing to redo
