@@ -54,6 +54,8 @@ LRC_TAG = re.compile(r'^\[([A-Za-z#]+):(.*)\]$')
 HEADER = re.compile(r'^\[\s*([A-Za-z][A-Za-z \-_]*?)[\s\-_]*\d*\s*\]$')
 PIECES = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[A-Za-z]+(?:'[A-Za-z]+)*|\d")
 VOWEL_GROUPS = re.compile(r'[aeiouy]+')
+INITIALS = ('zh', 'ch', 'sh', 'b', 'p', 'm', 'f', 'd', 't', 'n', 'l', 'g', 'k', 'h', 'j', 'q', 'x', 'r', 'z',
+            'c', 's', 'y', 'w')  # the two-letter ones first: 'zh' before 'z'
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,6 +71,28 @@ def vocabulary_hash():
     """A fingerprint of the vocabulary: another pypinyin could renumber the tokens, so every cache
     and checkpoint keeps this (prepare.py puts it in the settings) and a mismatch is refused."""
     return hashlib.sha1('\n'.join(vocabulary()).encode('utf-8')).hexdigest()[:12]
+
+
+def split_syllable(token):
+    """'zhuang1' -> ['zh', 'uang1'];  'ai4' -> ['ai4'];  'n2' -> ['n2'] (a final needs a vowel's place)."""
+    for initial in INITIALS:
+        if token.startswith(initial) and len(token) > len(initial) + 1:  # + 1: the tone digit
+            return [initial, token[len(initial):]]
+    return [token]
+
+
+@functools.lru_cache(maxsize=1)
+def syllable_parts():
+    """Every vocabulary token as (initial, final, tone) ids, int64 (V, 3), 0 = none: 'zhuang1' ->
+    ('zh', 'uang', 1); 'ai4' -> (none, 'ai', 4); a special token -> (none, none, none). A model
+    that embeds a syllable as the sum of its parts learns each vowel from every syllable that
+    sings it; there are some 40 finals against some 400 syllables in common use."""
+    split = [split_syllable(t) for t in vocabulary()[len(SPECIALS):]]
+    finals = sorted({parts[-1][:-1] for parts in split})
+    parts = np.zeros((len(vocabulary()), 3), np.int64)
+    for i, p in enumerate(split, start=len(SPECIALS)):
+        parts[i] = (INITIALS.index(p[0]) + 1 if len(p) == 2 else 0, finals.index(p[-1][:-1]) + 1, int(p[-1][-1]))
+    return parts
 
 
 @functools.lru_cache(maxsize=1)

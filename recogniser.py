@@ -34,19 +34,7 @@ import torch.nn.functional as F
 from ae import song_latents
 from audio import frame_rate
 from checkpoint import check_settings, checkpoint_key, load_checkpoint
-from lyrics import END, GAP, KIND, LINE, N_TOKENS, SPECIALS, START, even_onsets, vocabulary
-
-INITIALS = ('zh', 'ch', 'sh', 'b', 'p', 'm', 'f', 'd', 't', 'n', 'l', 'g', 'k', 'h', 'j', 'q', 'x', 'r', 'z',
-            'c', 's', 'y', 'w')  # the two-letter ones first: 'zh' before 'z'
-
-
-def split_syllable(token):
-    """'zhuang1' -> ['zh', 'uang1'];  'ai4' -> ['ai4'];  'n2' -> ['n2'] (a final needs a vowel's place)."""
-    for initial in INITIALS:
-        if token.startswith(initial) and len(token) > len(initial) + 1:  # + 1: the tone digit
-            return [initial, token[len(initial):]]
-    return [token]
-
+from lyrics import END, GAP, INITIALS, KIND, LINE, N_TOKENS, SPECIALS, START, even_onsets, split_syllable, vocabulary
 
 @functools.lru_cache(maxsize=1)
 def units():
