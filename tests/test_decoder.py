@@ -54,7 +54,7 @@ def tiny_model(block_size=64):
 
 def plan_conditions(B=2, N=20, P=5, S=3):
     torch.manual_seed(1)
-    return [torch.sort(torch.randint(0, P, (B, N))).values, torch.rand(B, N), torch.randint(0, 50, (B, N)),
+    return [torch.sort(torch.randint(0, P, (B, N))).values, torch.rand(B, N, 2), torch.randint(0, 50, (B, N)),
             torch.randn(B, P, 16), torch.ones(B, P, dtype=torch.bool), torch.randn(B, S, 8),
             torch.ones(B, S, dtype=torch.bool)], torch.randn(B, 12)
 
@@ -122,16 +122,18 @@ def test_a_step_attends_to_the_last_block_size_rows():
     assert (cached[:, :8] - full[:, :8]).abs().max() < 1e-4  # within the window the two paths agree
 
 
-def test_the_head_learns_and_eval_reports(tiny_stages, tiny_data):
+def test_the_head_learns_and_eval_reports(tiny_stages, tiny_data, tiny_recogniser):
     log = tiny_stages['decoder_log']
     losses = [float(v) for v in re.findall(r'^step \d+: train loss ([\d.]+)', log, re.M)]
     assert losses[-1] < 0.5 * losses[0], losses  # the flow loss at step 0 is about 2: noise against unit-spread rows
     # 30 s rollouts from plans of 12-16 s songs: each song is measured over its own length
     out = run_script('eval.py', f"--ckpt={tiny_stages['decoder']}", f'--data_dir={tiny_data}',
-                     '--rollout_seconds=30', '--flow_steps=4').stdout
+                     '--rollout_seconds=30', '--flow_steps=4', f'--recogniser_ckpt={tiny_recogniser}').stdout
     figures = json.loads(out.strip().splitlines()[-1])
+    read = {f'{k}{suffix}' for k in ('syllable_error_rate', 'tone_free_error_rate') for suffix in ('', '_reconstructed', '_chance')}
     assert set(figures) == {'flow_loss', 'frechet', 'frechet_floor', 'sharpness', 'sharpness_reconstructed',
-                            'sharpness_vs_autoencoder'}
+                            'sharpness_vs_autoencoder'} | read
+    assert all(0 <= figures[k] < 5 for k in read), figures
     assert figures['flow_loss'] < 0.6 * losses[0], figures
     assert np.isfinite(figures['frechet']) and figures['sharpness'] > 0, figures
     # the latents were encoded once, beside the mels, keyed by the autoencoder checkpoint
