@@ -170,6 +170,9 @@ if __name__ == '__main__':
         if master_process:
             print("compiling the model... (a minute or so)")
         net = torch.compile(net)
+    # rank 0 evaluates alone, so not through DDP, whose forward would wait for the other ranks to join
+    # its broadcast of buffers (the Decoder's syllable parts)
+    eval_net = net
     if ddp:
         net = DDP(net, device_ids=[ddp_local_rank] if device_type == 'cuda' else None)
 
@@ -177,16 +180,16 @@ if __name__ == '__main__':
     def estimate_loss():
         """Mean loss over eval_iters batches per split; the same batches at every evaluation."""
         out = {}
-        net.eval()
+        eval_net.eval()
         for split in ('train', 'val'):
             rng = np.random.default_rng([seed, 1 if split == 'val' else 0])
             losses = []
             for _ in range(eval_iters):
                 batch = get_batch(split, rng)
                 with ctx:
-                    losses.append(net(**batch).item())
+                    losses.append(eval_net(**batch).item())
             out[split] = float(np.mean(losses))
-        net.train()
+        eval_net.train()
         return out
 
     if wandb_log and master_process:
