@@ -36,6 +36,7 @@ from audio import frame_rate
 from checkpoint import check_settings, checkpoint_key, load_checkpoint
 from lyrics import END, GAP, INITIALS, KIND, LINE, N_TOKENS, SPECIALS, START, even_onsets, split_syllable, vocabulary
 
+
 @functools.lru_cache(maxsize=1)
 def units():
     """'<blank>' (CTC's), every initial and tonal final the vocabulary spells, and '<en>'."""
