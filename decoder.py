@@ -13,14 +13,14 @@ Step t reads row t-1 (silence before the song), its position, and the plan at ro
 Composer's embedding of the block the row lies in, the syllable sung there, and the seconds
 since the block and the syllable began (syllable onsets as prepare.py cached them: aligned by
 the lyric recogniser where it was given, else an even share of the line; a plan's are an even
-share; a syllable is embedded whole and as its initial, final and tone). Every layer cross-
-attends to the Composer's block embeddings over the whole plan and to the style matrix; both are
-dropped together with probability `cond_drop` in training, for classifier-free guidance. The
-trunk's hidden state conditions a small flow-matching head (rectified flow: an MLP with adaptive
-layer norms, as continuous-latent autoregressive models use) that carries Gaussian noise to the
-next row in `flow_steps` Euler steps; `temperature` scales the starting noise, and guidance
-mixes the head's velocities with and without plan and style. Sampling keeps a key/value cache of
-the last `block_size` rows, the span the model was trained on.
+share; a syllable is embedded whole and as its initial, final and tone). Every layer
+cross-attends to the Composer's block embeddings over the whole plan and to the style matrix;
+both are dropped together with probability `cond_drop` in training, for classifier-free
+guidance. The trunk's hidden state conditions a small flow-matching head (rectified flow: an MLP
+with adaptive layer norms, as continuous-latent autoregressive models use) that carries Gaussian
+noise to the next row in `flow_steps` Euler steps; `temperature` scales the starting noise, and
+guidance mixes the head's velocities with and without plan and style. Sampling keeps a key/value
+cache of the last `block_size` rows, the span the model was trained on.
 
 The autoencoder and the Composer are frozen: `ae_ckpt` and `composer_ckpt` name them. The
 corpus's latents are encoded once and cached beside its mels, keyed by the autoencoder
