@@ -12,8 +12,8 @@ averaging over it (README, "The decoder").
 Step t reads row t-1 (silence before the song), its position, and the plan at row t: the
 Composer's embedding of the block the row lies in, the syllable sung there, and the seconds
 since the block and the syllable began (syllable onsets as prepare.py cached them: aligned by
-the lyric recogniser where it was given, else an even share of the line; a plan's are an even
-share; a syllable is embedded whole and as its initial, final and tone). Every layer
+the lyric recogniser where it was given, else an even share of the line; a plan's come from
+the rhythm the Composer planned; a syllable is embedded whole and as its initial, final and tone). Every layer
 cross-attends to the Composer's block embeddings over the whole plan and to the style matrix;
 both are dropped together with probability `cond_drop` in training, for classifier-free
 guidance. The trunk's hidden state conditions a small flow-matching head (rectified flow: an MLP
@@ -272,7 +272,7 @@ def load_data(data_dir, meta, split, config):
     row_frames = settings['segment_frames'] // ae_model.latent_shape[1]
     songs = []
     for song in plans['songs']:
-        batch = {k: x.to(device) for k, x in composer.collate([song], plans['styles']).items()}
+        batch = {k: x.to(device) for k, x in composer.collate([song], plans['styles']).items() if k != 'rhythm'}
         plan = composer_model.block_embeddings(**batch)[0].float().cpu()  # (P, composer_dim)
         latents = to_rows(torch.from_numpy(ae.song_latents(ae_model, ae_key, data_dir, song['name'], device)))
         onsets = os.path.join(data_dir, 'songs', song['name'], 'onsets.npy')

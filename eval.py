@@ -24,7 +24,8 @@ import planner
 import recogniser
 from checkpoint import check_settings, load_checkpoint, load_meta
 from configurator import configure
-from lyrics import END, KIND, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP, place_lines, plan_arrays, plan_blocks
+from lyrics import (END, KIND, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP, even_onsets, place_lines, plan_arrays,
+                    plan_blocks, rhythm_onsets)
 from sample import plot_song
 from synth import VOICE_BAND_HZ
 
@@ -95,15 +96,29 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
 
     def accuracies(style_rows=None):
         batch = {k: x.to(device) for k, x in composer.collate(songs, styles, style_rows).items()}
+        del batch['rhythm']  # a target, not an input
         out, table = net.logits(**batch), batch['table']
         kind = table[..., KIND]
         placed = (kind >= 0) & (kind != STOP)
         hit = lambda name, col: (out[name].argmax(-1) == table[..., col])[placed].float().mean().item()
         gap_hit = (out['kind'][..., :2].argmax(-1) == kind)[placed].float().mean().item()  # line or gap
         baseline = (table[..., LENGTH] == int(common_class))[placed].float().mean().item()
-        return hit('length', LENGTH), baseline, gap_hit, hit('role', ROLE)
+        # a line's seconds given its class, by the seconds head and by the class's mean: median |error| / seconds
+        truth = net.log_seconds(table)[kind == LINE]
+        seconds_error = [(torch.exp(x - truth) - 1).abs().median().item() for x in (out['seconds'][kind == LINE], 0.0)]
+        return (hit('length', LENGTH), baseline, gap_hit, hit('role', ROLE), seconds_error,
+                out['rhythm'].softmax(-1).nan_to_num())
 
-    length_acc, length_base, gap_acc, role_acc = accuracies()
+    length_acc, length_base, gap_acc, role_acc, seconds_error, shares = accuracies()
+    # where each syllable starts by the predicted rhythm of its line's true length, and by an even share
+    fps, errors = audio.frame_rate(meta['settings']), dict(rhythm=[], even=[])
+    for s, predicted in zip(songs, shares.float().cpu().numpy()):
+        table = s['table']
+        truth = rhythm_onsets(table, s['rhythm'])
+        sung = (np.arange(truth.shape[1]) < table[:, N_TOKENS, None]) & (table[:, KIND, None] == LINE)
+        for key, onsets in (('rhythm', rhythm_onsets(table, predicted[:len(table)])), ('even', even_onsets(table, truth.shape[1]))):
+            errors[key].append(np.abs(onsets - truth)[sung] / fps)
+    onset_error, even_error = (float(np.median(np.concatenate(errors[k]))) for k in ('rhythm', 'even'))
     # another style for every song: the next style text of the table that differs from its own
     texts = styles['texts']
     others = [next((r % len(texts) for r in range(s['style'] + 1, s['style'] + len(texts))
@@ -124,7 +139,8 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
         errors.append(abs(blocks[-1]['start'] - real) / real)
     figures = dict(length_acc=length_acc, length_acc_baseline=length_base, gap_acc=gap_acc, role_acc=role_acc,
                    lines_in_order=float(np.mean(in_order)), length_error_median=float(np.median(errors)),
-                   length_acc_swapped_style=swapped_acc)
+                   length_acc_swapped_style=swapped_acc, line_seconds_error=seconds_error[0],
+                   line_seconds_error_class_mean=seconds_error[1], onset_error=onset_error, onset_error_even=even_error)
     print(f"{len(songs)} validation songs; teacher-forced unless it says sampled")
     print(f"length-class accuracy     {length_acc:.3f}  (always the most common class: {length_base:.3f})")
     if swapped_acc is None:
@@ -133,6 +149,10 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
         print(f"  with another song's style {swapped_acc:.3f}")
     print(f"gap-versus-line accuracy  {gap_acc:.3f}")
     print(f"role accuracy             {role_acc:.3f}")
+    print(f"a line's seconds given its class: median error {seconds_error[0]:.3f} of its length (the class's mean: "
+          f"{seconds_error[1]:.3f})")
+    print(f"syllable onsets by the planned rhythm: median error {onset_error:.3f} s (an even share of the line: "
+          f"{even_error:.3f} s)")
     print(f"sampled plans: lines placed in order {figures['lines_in_order']:.3f}, "
           f"median |planned - real length| / real {figures['length_error_median']:.3f}")
     return figures

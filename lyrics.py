@@ -7,6 +7,7 @@ Lyrics in, blocks out: the text side that prepare.py, the Composer and sample.py
     blocks = build_blocks(lines, seconds, ...)    # lyric, gap and end blocks covering the song
     table, tokens = blocks_to_arrays(blocks, max_block_tokens)   # the block table the models read
     onsets = even_onsets(table, max_block_tokens)     # where each syllable starts (prepare.py can align them)
+    shares = rhythm(table, onsets)                # the same as each syllable's share of its line: the Composer's
 
 The block table (P, len(BLOCK_COLUMNS)) is defined here, with its column indices (KIND, ...);
 plan_arrays / plan_blocks turn a plan (planner.py's block dicts, in seconds) into it and back.
@@ -314,10 +315,45 @@ def even_onsets(table, max_block_tokens):
     return np.where(k < table[:, N_TOKENS, None], onsets, 0).astype(np.int32)
 
 
-def plan_blocks(table, tokens, vocab, frames_per_second):
-    """A block table (P, 7) and tokens (P, K) as prepare.py caches them -> plan blocks (as planner.plan
-    writes them: a real song's plan can be drawn, edited and rendered); the inverse of plan_arrays."""
-    blocks = []
+def rhythm(table, onsets):
+    """Each syllable's share of its line's time, (P, K) float32, from onsets (P, K) frames: the
+    first syllable's share runs from the line's start, the last's to its end (0 past a block's
+    syllables and in gaps). The Composer learns a line's rhythm as these."""
+    K = onsets.shape[1]
+    k, n = np.arange(K), table[:, N_TOKENS, None]
+    starts = np.where(k == 0, table[:, START, None], onsets)
+    ends = np.where(k + 1 < n, np.concatenate([onsets[:, 1:], onsets[:, -1:]], 1), table[:, END, None])
+    length = np.maximum(table[:, END] - table[:, START], 1)[:, None]
+    shares = np.clip(ends - starts, 0, None) / length
+    return np.where((k < n) & (table[:, KIND, None] == LINE), shares, 0).astype(np.float32)
+
+
+def rhythm_onsets(table, shares):
+    """The inverse of rhythm: syllable shares (P, K) of each line's time -> onsets (P, K) int32
+    frames (0 past a block's syllables)."""
+    k, n = np.arange(shares.shape[1]), table[:, N_TOKENS, None]
+    before = np.cumsum(shares, 1) - shares  # the shares of the syllables before each
+    onsets = table[:, START, None] + np.round(before * (table[:, END] - table[:, START])[:, None])
+    return np.where(k < n, onsets, 0).astype(np.int32)
+
+
+def plan_onsets(blocks, table, max_block_tokens):
+    """Where each syllable of a plan starts, (P, max_block_tokens) int32 frames: by each line's
+    'rhythm' (its syllables' shares of the line's time, as the Composer plans them), by an even
+    share where a line has none. table: plan_arrays(blocks)'s."""
+    shares = np.zeros((len(table), max_block_tokens), np.float32)
+    for i, b in enumerate(blocks):
+        n = table[i, N_TOKENS]
+        r = np.asarray(b.get('rhythm') or [], np.float32)
+        shares[i, :n] = r / r.sum() if len(r) == n and r.sum() > 0 else 1 / max(n, 1)
+    return rhythm_onsets(table, shares)
+
+
+def plan_blocks(table, tokens, vocab, frames_per_second, onsets=None):
+    """A block table (P, 7) and tokens (P, K) as prepare.py caches them, and its onsets (P, K) if
+    known -> plan blocks (as planner.plan writes them: a real song's plan can be drawn, edited and
+    rendered); the inverse of plan_arrays and plan_onsets."""
+    blocks, shares = [], None if onsets is None else rhythm(table, onsets)
     for row, ids in zip(table, tokens):
         start = round(float(row[START]) / frames_per_second, 3)
         if row[KIND] == STOP:
@@ -328,6 +364,8 @@ def plan_blocks(table, tokens, vocab, frames_per_second):
                      length_class=int(row[LENGTH]))
         if row[KIND] == LINE:
             block.update(text='', pinyin=' '.join(vocab[t] for t in ids[:row[N_TOKENS]]))
+            if shares is not None:
+                block['rhythm'] = [round(float(x), 4) for x in shares[len(blocks), :row[N_TOKENS]]]
         blocks.append(block)
     return blocks
 

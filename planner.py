@@ -7,8 +7,9 @@ Planning a song for new lyrics with a trained Composer, and plans as JSON files.
     blocks, style_text = read_plan('song.plan.json')
 
 A plan is a list of block dicts: kind ('line', 'gap', 'end'), role, start and seconds, finish,
-length_class, and for a line its text and pinyin. lyrics.plan_arrays turns it into the block
-table the models read.
+length_class, and for a line its text, pinyin and rhythm (each syllable's share of the line's
+time; an even share if it is left out). lyrics.plan_arrays turns it into the block table the
+models read, lyrics.plan_onsets into where each syllable starts.
 """
 import json
 
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 
 from composer import line_numbers
 from lyrics import KINDS, LINE, ROLES, STOP, class_seconds, encode, parse_lyrics, plan_arrays, split_line
+from lyrics import length_class as length_class_of
 
 
 def lyric_lines(text, max_block_tokens):
@@ -64,9 +66,12 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
     if cfg_scale != 1.0:  # the null style's too, for classifier-free guidance
         conditions.append(model.conditions(*lyrics, *style, drop_style=torch.ones(1, dtype=torch.bool, device=device)))
 
-    def sample(logits, allowed=None):  # logits: one per condition, guided into one
+    def guide(logits):  # logits: one per condition -> guided into one
         logits = logits[0] if len(logits) == 1 else logits[1] + cfg_scale * (logits[0] - logits[1])
-        logits = logits.float().cpu()
+        return logits.float().cpu()
+
+    def sample(logits, allowed=None):
+        logits = guide(logits)
         if allowed is not None:
             logits = logits.masked_fill(~allowed, float('-inf'))
         if temperature <= 0:
@@ -101,6 +106,16 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
         length = (config.class_seconds[length_class] if config.class_seconds else
                   class_seconds(length_class, config.n_length_classes, settings['max_block_seconds']))
         block.update(role=ROLES[role], seconds=round(length, 3), finish=bool(finish), length_class=length_class)
+        # 3. given its length class too, its seconds inside the class and, for a line, its rhythm
+        what = [a[:, -1:] for a in model_input(blocks + [block])]
+        out = [model.heads(h_, *what) for h_ in h]
+        exact = length * float(torch.exp(guide([o['seconds'][0, 0] for o in out])))
+        if length_class_of(exact, settings['n_length_classes'], settings['max_block_seconds']) == length_class:
+            length = block['seconds'] = round(exact, 3)  # else the class's mean: the block keeps the class it was given
+        if kind == LINE:  # each syllable's expected share of the line's time
+            n = len(pieces[next_line]['tokens'])
+            shares = F.softmax(guide([o['rhythm'][0, 0, :n] for o in out]), -1)
+            block['rhythm'] = [round(float(x), 4) for x in shares]
         blocks.append(block)
         next_line += kind == LINE
         seconds += length
@@ -123,6 +138,9 @@ def read_plan(path):
                 raise ValueError(f"block {i} has a bad kind, role or length")
             if b['kind'] == 'line' and not b.get('pinyin', '').split():
                 raise ValueError(f"line block {i} has no pinyin")
+            shares = b.get('rhythm')
+            if shares is not None and (len(shares) != len(b['pinyin'].split()) or min(map(float, shares)) <= 0):
+                raise ValueError(f"line block {i}'s rhythm needs one positive share per pinyin syllable")
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"cannot read plan {path}: {type(e).__name__} {e}") from None
     for i, (a, b) in enumerate(zip(blocks, blocks[1:])):

@@ -26,7 +26,7 @@ import style as style_encoder
 from audio import frame_rate
 from checkpoint import load_checkpoint, load_stages
 from configurator import configure
-from lyrics import even_onsets, plan_arrays, read_lyrics
+from lyrics import plan_arrays, plan_onsets, read_lyrics
 
 # -----------------------------------------------------------------------------
 lyrics = ''  # a lyrics.txt (section headers, optional LRC stamps); or
@@ -69,7 +69,7 @@ def render(blocks, style_embedding, style_mask, ae_model, composer_model, decode
                          f"{decoder_model.config.max_rows} (lower max_seconds)")
     with ctx:
         plan_embeddings = composer_model.block_embeddings(**{k: x.to(dev) for k, x in composer.collate([song], styles).items()})
-        onsets = even_onsets(table, tokens.shape[1])  # a plan says how long a line is, not where each syllable falls
+        onsets = plan_onsets(blocks, table, tokens.shape[1])
         rows = decoder.plan_rows(table, tokens, onsets, n_rows, settings['segment_frames'] // h, frames_per_second)
         rows = [torch.from_numpy(r)[None].to(dev) for r in rows]
         first = decoder.silence_row(ae_model, settings, dev)[None].to(dev)

@@ -3,12 +3,14 @@ through JSON, odd lyrics, and a tiny composer trained by train.py (eval.py's fig
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
 import composer
 import planner
 from conftest import run_script
+from lyrics import N_TOKENS, rhythm_onsets
 
 SETTINGS = dict(sample_rate=48000, hop_length=192, max_block_seconds=8.0, max_block_tokens=24, n_length_classes=8)  # the Config's
 
@@ -99,20 +101,47 @@ def test_plan_json_round_trip(untrained, tmp_path):
     path.write_text(text[:-20])
     with pytest.raises(ValueError, match='cannot read plan'):
         planner.read_plan(path)
+    # a line's rhythm: a share per syllable, each syllable's expected part of the line
+    line = next(b for b in blocks if b['kind'] == 'line')
+    assert len(line['rhythm']) == 3 and abs(sum(line['rhythm']) - 1) < 1e-3
+    bad = json.loads(text)
+    next(b for b in bad['blocks'] if b['kind'] == 'line')['rhythm'] = [0.5, 0.5]
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match='one positive share per pinyin syllable'):
+        planner.read_plan(path)
 
 
 def test_a_tiny_composer_learns(tiny_data, tiny_bert, tmp_path):
-    run_script('train.py', '--model=composer', f'--data_dir={tiny_data}', f'--out_dir={tmp_path}', '--device=cpu',
+    # a rhythm to learn: every line's syllables even, less the last, which is held three times as long
+    data = tmp_path / 'data'
+    shutil.copytree(tiny_data, data)
+    for song in (data / 'songs').iterdir():
+        table = np.load(song / 'blocks.npy')
+        n = table[:, N_TOKENS, None]
+        k = np.arange(SETTINGS['max_block_tokens'])
+        weights = np.where(k < n, 1.0 + 2.0 * (k == n - 1), 0.0)
+        np.save(song / 'onsets.npy', rhythm_onsets(table, weights / np.maximum(weights.sum(1, keepdims=True), 1)))
+    run_script('train.py', '--model=composer', f'--data_dir={data}', f'--out_dir={tmp_path}', '--device=cpu',
                '--compile=False', '--dtype=float32', '--batch_size=4', '--n_layer=2', '--n_head=2', '--n_embd=64',
                f'--style_model={tiny_bert}', '--max_iters=300', '--lr_decay_iters=300', '--warmup_iters=20',
                '--eval_interval=300', '--eval_iters=2', '--log_interval=100')
-    out = run_script('eval.py', f'--ckpt={tmp_path}/ckpt.pt', f'--data_dir={tiny_data}').stdout
+    out = run_script('eval.py', f'--ckpt={tmp_path}/ckpt.pt', f'--data_dir={data}').stdout
     figures = json.loads(out.strip().splitlines()[-1])
     assert figures['lines_in_order'] == 1.0
     assert figures['gap_acc'] > 0.8 and figures['role_acc'] > 0.8, figures
+    assert figures['onset_error'] < 0.5 * figures['onset_error_even'], figures
+    # a line's seconds inside its class: the validation song's tempo is one the three training songs
+    # never have, so measured on the training songs
+    seen = tmp_path / 'seen'
+    shutil.copytree(data, seen)
+    meta = json.loads((seen / 'meta.json').read_text())
+    meta['split']['val'] = meta['split']['train']
+    (seen / 'meta.json').write_text(json.dumps(meta))
+    figures = json.loads(run_script('eval.py', f'--ckpt={tmp_path}/ckpt.pt', f'--data_dir={seen}').stdout.strip().splitlines()[-1])
+    assert figures['line_seconds_error'] < 0.5 * figures['line_seconds_error_class_mean'], figures
     # a corpus whose songs share one style: the style swap is skipped and said so, not a crash
     one_style = tmp_path / 'one_style'
-    shutil.copytree(tiny_data, one_style)
+    shutil.copytree(data, one_style)
     meta = json.loads((one_style / 'meta.json').read_text())
     for entry in meta['songs'].values():
         entry['style'] = 'pop'

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from lyrics import (BLOCK_COLUMNS, ROLES, blocks_to_arrays, build_blocks, class_seconds, encode, length_class,
-                    parse_lyrics, place_lines, read_lyrics, tokenize, vocabulary)
+from lyrics import (BLOCK_COLUMNS, KIND, LINE, ROLES, blocks_to_arrays, build_blocks, class_seconds, encode, even_onsets,
+                    length_class, parse_lyrics, place_lines, plan_blocks, plan_onsets, read_lyrics, rhythm, rhythm_onsets,
+                    tokenize, vocabulary)
 
 
 # --- tokenization --------------------------------------------------------------------------
@@ -178,3 +179,21 @@ def test_block_arrays():
     assert table[row, BLOCK_COLUMNS.index('role')] == ROLES.index('verse')
     assert table[row, BLOCK_COLUMNS.index('n_tokens')] == 3 and (tokens[row, 3:] == 0).all()
     assert [vocabulary()[i] for i in tokens[row, :3]] == ['wo3', 'ai4', 'ni3']
+
+
+def test_rhythm_round_trips_and_plans_without_one_share_evenly():
+    blocks = blocks_of('[verse]\n[00:01.00]我爱你们\n[00:03.00]\n', 5.0)
+    table, tokens = blocks_to_arrays(blocks, 24)
+    row = np.flatnonzero(table[:, KIND] == LINE)[0]
+    even = even_onsets(table, 24)
+    onsets = even.copy()
+    onsets[row, 1:4] += [-20, 10, 30]  # as aligned: a quick second syllable, a late last one
+    shares = rhythm(table, onsets)
+    assert abs(shares[row].sum() - 1) < 1e-6 and not shares[np.arange(len(table)) != row].any()
+    assert np.array_equal(rhythm_onsets(table, shares), onsets)
+    # a plan: its rhythm where a line has one, an even share where it has none or a wrong one
+    plan = plan_blocks(table, tokens, vocabulary(), 100.0, onsets)
+    assert np.array_equal(plan_onsets(plan, table, 24), onsets)
+    for rhythm_ in (None, [1.0]):
+        plan[row]['rhythm'] = rhythm_
+        assert np.abs(plan_onsets(plan, table, 24) - even).max() <= 1
