@@ -125,8 +125,9 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
                     if texts[r % len(texts)] not in ('', texts[s['style']])), None) for s in songs]
     swapped_acc = accuracies(others)[0] if None not in others else None
 
-    in_order, errors = [], []
+    in_order, errors, sampled = [], [], dict(seconds=[], onsets=[])
     vocab = meta['vocab']
+    starts = lambda shares, seconds: (np.cumsum(shares) - shares) * seconds  # a line's syllable onsets, seconds
     for i, s in enumerate(songs):
         rows = np.flatnonzero(s['table'][:, KIND] == LINE)
         pieces = [dict(text='', tokens=[vocab[t] for t in s['tokens'][r, :s['table'][r, N_TOKENS]]],
@@ -137,10 +138,16 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
         in_order.append(sum(a == ' '.join(p['tokens']) for a, p in zip(sung, pieces)) / len(pieces) if len(sung) == len(pieces) else 0.0)
         real = meta['songs'][s['name']]['seconds']
         errors.append(abs(blocks[-1]['start'] - real) / real)
+        for r, b in zip(rows, [b for b in blocks if b['kind'] == 'line']):  # each line's timing against the real one
+            seconds, n = (s['table'][r, END] - s['table'][r, START]) / fps, s['table'][r, N_TOKENS]
+            sampled['seconds'].append(abs(b['seconds'] / seconds - 1))
+            sampled['onsets'].extend(np.abs(starts(np.array(b['rhythm']), b['seconds']) - starts(s['rhythm'][r, :n], seconds)))
     figures = dict(length_acc=length_acc, length_acc_baseline=length_base, gap_acc=gap_acc, role_acc=role_acc,
                    lines_in_order=float(np.mean(in_order)), length_error_median=float(np.median(errors)),
                    length_acc_swapped_style=swapped_acc, line_seconds_error=seconds_error[0],
-                   line_seconds_error_class_mean=seconds_error[1], onset_error=onset_error, onset_error_even=even_error)
+                   line_seconds_error_class_mean=seconds_error[1], onset_error=onset_error, onset_error_even=even_error,
+                   sampled_line_seconds_error=float(np.median(sampled['seconds'])),
+                   sampled_onset_error=float(np.median(sampled['onsets'])))
     print(f"{len(songs)} validation songs; teacher-forced unless it says sampled")
     print(f"length-class accuracy     {length_acc:.3f}  (always the most common class: {length_base:.3f})")
     if swapped_acc is None:
@@ -154,7 +161,8 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
     print(f"syllable onsets by the planned rhythm: median error {onset_error:.3f} s (an even share of the line: "
           f"{even_error:.3f} s)")
     print(f"sampled plans: lines placed in order {figures['lines_in_order']:.3f}, "
-          f"median |planned - real length| / real {figures['length_error_median']:.3f}")
+          f"median |planned - real length| / real {figures['length_error_median']:.3f}; a line's seconds "
+          f"{figures['sampled_line_seconds_error']:.3f} of its length, its onsets {figures['sampled_onset_error']:.3f} s")
     return figures
 
 

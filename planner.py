@@ -66,12 +66,8 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
     if cfg_scale != 1.0:  # the null style's too, for classifier-free guidance
         conditions.append(model.conditions(*lyrics, *style, drop_style=torch.ones(1, dtype=torch.bool, device=device)))
 
-    def guide(logits):  # logits: one per condition -> guided into one
-        logits = logits[0] if len(logits) == 1 else logits[1] + cfg_scale * (logits[0] - logits[1])
-        return logits.float().cpu()
-
-    def sample(logits, allowed=None):
-        logits = guide(logits)
+    def sample(logits, allowed=None):  # logits: one per condition, guided into one
+        logits = (logits[0] if len(logits) == 1 else logits[1] + cfg_scale * (logits[0] - logits[1])).float().cpu()
         if allowed is not None:
             logits = logits.masked_fill(~allowed, float('-inf'))
         if temperature <= 0:
@@ -106,15 +102,15 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
         length = (config.class_seconds[length_class] if config.class_seconds else
                   class_seconds(length_class, config.n_length_classes, settings['max_block_seconds']))
         block.update(role=ROLES[role], seconds=round(length, 3), finish=bool(finish), length_class=length_class)
-        # 3. given its length class too, its seconds inside the class and, for a line, its rhythm
-        what = [a[:, -1:] for a in model_input(blocks + [block])]
-        out = [model.heads(h_, *what) for h_ in h]
-        exact = length * float(torch.exp(guide([o['seconds'][0, 0] for o in out])))
+        # 3. given its length class too, its seconds inside the class and, for a line, its rhythm: read
+        # with the style, unguided (guidance extrapolates, which suits a choice, not a measure)
+        out = model.heads(h[0], *[a[:, -1:] for a in model_input(blocks + [block])])
+        exact = length * float(torch.exp(out['seconds'][0, 0]))
         if length_class_of(exact, settings['n_length_classes'], settings['max_block_seconds']) == length_class:
             length = block['seconds'] = round(exact, 3)  # else the class's mean: the block keeps the class it was given
         if kind == LINE:  # each syllable's expected share of the line's time
             n = len(pieces[next_line]['tokens'])
-            shares = F.softmax(guide([o['rhythm'][0, 0, :n] for o in out]), -1)
+            shares = F.softmax(out['rhythm'][0, 0, :n].float(), -1)
             block['rhythm'] = [round(float(x), 4) for x in shares]
         blocks.append(block)
         next_line += kind == LINE

@@ -39,7 +39,7 @@ out_dir = 'samples'
 num_samples = 1
 seed = 1337
 temperature = 1.0  # the Composer's sampling temperature (0: its most likely plan)
-cfg_scale = 3.0  # classifier-free guidance for the Composer's style; 1.0 = off
+cfg_scale = 1.0  # classifier-free guidance for the Composer's style (1.0 = off): 3.0 pulls plans off the corpus's timing
 decoder_temperature = 1.0  # the Decoder's: scales the noise its head starts from
 decoder_cfg_scale = 2.0  # classifier-free guidance for the Decoder's plan and style; 1.0 = off
 flow_steps = 8  # Euler steps of the Decoder's head per latent row
