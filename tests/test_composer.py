@@ -139,6 +139,9 @@ def test_a_tiny_composer_learns(tiny_data, tiny_bert, tmp_path):
     (seen / 'meta.json').write_text(json.dumps(meta))
     figures = json.loads(run_script('eval.py', f'--ckpt={tmp_path}/ckpt.pt', f'--data_dir={seen}').stdout.strip().splitlines()[-1])
     assert figures['line_seconds_error'] < 0.5 * figures['line_seconds_error_class_mean'], figures
+    # and so do the plans it samples, line by line against the real songs'
+    assert figures['sampled_line_seconds_error'] < 0.5 * figures['line_seconds_error_class_mean'], figures
+    assert figures['sampled_onset_error'] < 0.5 * figures['onset_error_even'], figures
     # a corpus whose songs share one style: the style swap is skipped and said so, not a crash
     one_style = tmp_path / 'one_style'
     shutil.copytree(data, one_style)
