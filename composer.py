@@ -196,6 +196,10 @@ def load_data(data_dir, meta, split, config):
         songs.append(dict(name=name, table=table, tokens=tokens, lines=line_numbers(table),
                           lyrics=lyric_sequence(table, tokens), rhythm=rhythm(table, np.load(onsets)),
                           style=row[entry.get('style', '')]))
+    unaligned = sum(not meta['songs'][s['name']].get('aligned_by') for s in songs)
+    if unaligned:  # prepare.py gave their syllables an even share of each line
+        print(f"composer: {unaligned} of {len(songs)} {split} songs have no aligned syllables (prepare.py "
+              f"--align_ckpt=<recogniser>): the rhythm learnt from them is an even share")
     return dict(songs=songs, styles=styles)
 
 

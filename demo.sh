@@ -9,9 +9,9 @@ pip install -q -r requirements.txt
 python synth.py                                   # dataset/synth: 1000 songs, 4 styles
 python prepare.py config/prepare_synth.py         # data/synth: mels, tokens, blocks
 python train.py config/train_ae_synth.py          # out-ae-synth/ckpt.pt
-python train.py config/train_composer_synth.py    # out-composer-synth/ckpt.pt
 python train.py config/train_recogniser_synth.py  # out-recogniser-synth/ckpt.pt
 python prepare.py config/prepare_synth.py --align_ckpt=out-recogniser-synth/ckpt.pt  # where each syllable is sung
+python train.py config/train_composer_synth.py    # out-composer-synth/ckpt.pt: learns the rhythm from those
 python train.py config/train_decoder_synth.py     # out-decoder-synth/ckpt.pt
 python sample.py --lyrics=examples/moon.txt --out_dir=samples/ballad \
     --style="slow piano ballad, soft female vocal, brushed drums, 72 bpm"
