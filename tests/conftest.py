@@ -82,6 +82,6 @@ def tiny_recogniser(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp('recogniser')
     run_script('train.py', '--model=recogniser', f'--data_dir={tiny_data}', f'--out_dir={out}', '--batch_size=8',
                '--ae_ckpt=',
-               '--width=96', '--n_layer=3', '--downsample=4', '--dropout=0.0', '--max_iters=500', '--lr_decay_iters=500',
+               '--width=96', '--n_layer=3', '--downsample=4', '--stem_channels=8', '--dropout=0.0', '--max_iters=500', '--lr_decay_iters=500',
                '--learning_rate=3e-3', '--min_lr=3e-4', '--eval_interval=500', *TINY_TRAIN)
     return str(out / 'ckpt.pt')
