@@ -84,6 +84,24 @@ def test_reconstructions_are_read_in_training(tiny_stages, tiny_data):
     assert all(b.shape[0] == 8 and b.shape[2] == mel.shape[1] for b in batches)
 
 
+def test_batches_group_lines_of_one_length():
+    """A batch's lines come from one group of about the same length (little padding), and a gap's
+    stretch (no units) is no longer than the gap."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(200, 800, size=4 * recogniser.BUCKET_LINES)
+    lines = [(0, 0, int(n), 50, int(n) - 50, [1, 2]) for n in lengths]  # (song, lo, hi, start, end, units)
+    gaps = [(0, 0, 130, 65, 65, [])]
+    data = dict(mels=[np.zeros((800, 4), np.float16)], recons=[], lines=lines, gaps=gaps,
+                by_length=np.argsort(lengths, kind='stable'))
+    useful = []
+    for _ in range(400):
+        batch = recogniser.get_batch(data, 16, rng)
+        n, words = batch['mel_lengths'].numpy(), batch['unit_lengths'].numpy() > 0
+        useful.append(n[words].sum() / (words.sum() * n[words].max()))
+        assert (n[~words] <= 130).all()
+    assert np.mean(useful) > 0.8  # random lines of 200-800 frames: 0.6
+
+
 def test_eval_reads_validation_songs(tiny_recogniser, tiny_stages, tiny_data):
     out = run_script('eval.py', f'--ckpt={tiny_recogniser}', f'--data_dir={tiny_data}',
                      f"--ae_ckpt={tiny_stages['ae']}").stdout
