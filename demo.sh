@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole pipeline on the synthetic corpus, from a fresh clone, on a CPU: about 40 minutes on
+# The whole pipeline on the synthetic corpus, from a fresh clone, on a CPU: 22 to 40 minutes on
 # two cores. Makes the corpus, caches it, trains the four models, sings two lyric files in two
 # styles, and measures the songs: against their plans, and their words read back. On a machine
 # where another process holds a core, run it as `OMP_WAIT_POLICY=PASSIVE bash demo.sh`: torch's

@@ -1,4 +1,4 @@
-# the Decoder on the synthetic corpus, sized for a 2-core CPU: about 14 minutes, and 3 more to encode
+# the Decoder on the synthetic corpus, sized for a 2-core CPU: 6 to 14 minutes, and 3 more to encode
 # the corpus's latents the first time. Reads the frozen out-ae-synth and out-composer-synth
 # checkpoints (train them first).
 model = 'decoder'
