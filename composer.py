@@ -6,9 +6,11 @@ Step t sees the blocks before it and predicts block t in two parts, the way it i
 first its kind (line / gap / end), then, given what the block is (its kind and, for a line, its
 syllables and line number), its length class, role and finish tag, and, given its length too, a
 block's seconds within its class (the classes are coarse, a line's syllables must fit it: L1
-on log seconds, so the median) and a line's rhythm: each syllable's share of the line's time (a
-softmax over the line's syllables, fitted to the shares of prepare.py's onsets, so it predicts
-their mean). A tokens head predicts the
+on log seconds, so the median) and a line's rhythm: the seconds from each syllable to the next
+(L1 on log seconds against prepare.py's onsets; the last syllable takes what is left of the
+line). Durations, not shares of the line: a song's syllables follow its tempo, while how long a
+line's last syllable is held varies, and shares of the line would carry that into every
+syllable. A tokens head predicts the
 next line's syllables too (an auxiliary task; when planning, the next line is always the
 user's next unsung line). Every layer cross-attends to the song's whole lyric token sequence
 (each token with its role and line number) and to the style matrix (style.py). The style is
@@ -27,7 +29,8 @@ import torch.nn.functional as F
 
 import style as style_encoder
 from audio import frame_rate
-from lyrics import BLOCK_COLUMNS, END, FINISH, KIND, KINDS, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP, rhythm
+from lyrics import (BLOCK_COLUMNS, END, FINISH, KIND, KINDS, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP, rhythm,
+                    syllable_steps)
 from lyrics import class_seconds as class_seconds_middle
 from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
 
@@ -77,7 +80,7 @@ class Model(nn.Module):
         self.length_head = nn.Linear(C, config.n_length_classes)
         self.role_head = nn.Linear(C, len(ROLES))
         self.finish_head = nn.Linear(C, 2)
-        self.rhythm_head = nn.Linear(C, 1)
+        self.step_head = nn.Linear(C, 1)
         self.seconds_head = nn.Linear(C, 1)
         self.apply(init_weights)
         scale_residual_projections(self, config.n_layer)
@@ -116,15 +119,15 @@ class Model(nn.Module):
     def heads(self, h, table, tokens, lines):
         """h (B, T, C) states before block t; -> logits dict for block t (the attributes given its
         content; given its length class too, its seconds as log(seconds / the class's mean) (B, T),
-        and the rhythm (B, T, K), -inf past its syllables)."""
+        and the log seconds from each syllable to the next (B, T, K))."""
         a = self.attr(F.gelu(self.ln_attr(h + self.content(table, tokens, lines))))
         slots = h.unsqueeze(2) + self.slot.weight  # (B, T, max_block_tokens, C)
         sized = a + self.length(table[..., LENGTH])
         syllables = sized.unsqueeze(2) + self.slot.weight + self.token(tokens)
-        rhythm = self.rhythm_head(F.gelu(syllables)).squeeze(-1).masked_fill(tokens == 0, float('-inf'))
         return dict(kind=self.kind_head(h), length=self.length_head(a), role=self.role_head(a),
                     finish=self.finish_head(a), tokens=slots @ self.token.weight.T,
-                    seconds=self.seconds_head(F.gelu(sized)).squeeze(-1), rhythm=rhythm)
+                    seconds=self.seconds_head(F.gelu(sized)).squeeze(-1),
+                    steps=self.step_head(F.gelu(syllables)).squeeze(-1))
 
     def logits(self, table, tokens, lines, lyrics, lyric_roles, lyric_lines, style, style_mask, drop_style=None):
         """Teacher-forced: table (B, T, 7), tokens (B, T, K), lines (B, T) -> logits for every block."""
@@ -134,7 +137,7 @@ class Model(nn.Module):
         h = self.hidden(x, self.conditions(lyrics, lyric_roles, lyric_lines, style, style_mask, drop_style))
         return self.heads(h, table, tokens, lines)
 
-    def forward(self, table, tokens, lines, lyrics, lyric_roles, lyric_lines, style, style_mask, rhythm):
+    def forward(self, table, tokens, lines, lyrics, lyric_roles, lyric_lines, style, style_mask, steps):
         drop = torch.rand(table.shape[0], device=table.device) < self.config.style_drop if self.training else None
         out = self.logits(table, tokens, lines, lyrics, lyric_roles, lyric_lines, style, style_mask, drop)
         valid = table[..., KIND] >= 0  # padding has kind -1
@@ -144,10 +147,10 @@ class Model(nn.Module):
                         for name, col in (('length', LENGTH), ('role', ROLE), ('finish', FINISH)))
         is_line = table[..., KIND] == LINE
         token_loss = F.cross_entropy(out['tokens'][is_line].flatten(0, 1), tokens[is_line].flatten(), ignore_index=0)
-        log_shares = F.log_softmax(out['rhythm'][is_line], -1).masked_fill(tokens[is_line] == 0, 0)
-        rhythm_loss = -(rhythm[is_line] * log_shares).sum(-1).mean()  # cross-entropy with the true shares
+        stepped = steps > 0  # (B, T, K): syllables of lines that another syllable follows
+        step_loss = F.l1_loss(out['steps'][stepped], steps[stepped].log()) if stepped.any() else out['steps'].sum() * 0
         seconds_loss = F.l1_loss(out['seconds'][placed], self.log_seconds(table)[placed])  # L1: the median
-        return kind_loss + attr_loss + 0.25 * token_loss + rhythm_loss + seconds_loss
+        return kind_loss + attr_loss + 0.25 * token_loss + step_loss + seconds_loss
 
     def log_seconds(self, table):
         """A block's length as the seconds head predicts it: log(seconds / its length class's mean), (B, T)."""
@@ -183,6 +186,7 @@ def load_data(data_dir, meta, split, config):
     """Every song of the split that has lyrics: its blocks and lyric sequence, and the style table."""
     styles = style_encoder.style_table(data_dir, meta, config['style_model'], config['style_tokens'])
     row = {text: i for i, text in enumerate(styles['texts'])}
+    fps = frame_rate(meta['settings'])
     songs = []
     for name in meta['split'][split]:
         entry = meta['songs'][name]
@@ -193,9 +197,11 @@ def load_data(data_dir, meta, split, config):
         onsets = os.path.join(folder, 'onsets.npy')
         if not os.path.exists(onsets):
             raise SystemExit(f"{onsets} is missing: the cache is older than the Composer; run prepare.py again")
+        onsets = np.load(onsets)
         songs.append(dict(name=name, table=table, tokens=tokens, lines=line_numbers(table),
-                          lyrics=lyric_sequence(table, tokens), rhythm=rhythm(table, np.load(onsets)),
-                          style=row[entry.get('style', '')]))
+                          lyrics=lyric_sequence(table, tokens), style=row[entry.get('style', '')],
+                          steps=syllable_steps(table, onsets, fps),  # the target
+                          rhythm=rhythm(table, onsets)))  # the same as shares of each line, as plans give them
     unaligned = sum(not meta['songs'][s['name']].get('aligned_by') for s in songs)
     if unaligned:  # prepare.py gave their syllables an even share of each line
         print(f"composer: {unaligned} of {len(songs)} {split} songs have no aligned syllables (prepare.py "
@@ -221,7 +227,7 @@ def data_args(meta, data):
 
 def collate(songs, styles, style_rows=None):
     """Songs -> a dict of padded batch tensors named as Model.forward's arguments (block_embeddings'
-    too, less the rhythm). style_rows overrides each song's style."""
+    too, less the steps). style_rows overrides each song's style."""
     B = len(songs)
     T = max(len(s['table']) for s in songs)
     L = max(len(s['lyrics'][0]) for s in songs)
@@ -229,19 +235,19 @@ def collate(songs, styles, style_rows=None):
     table = np.zeros((B, T, len(BLOCK_COLUMNS)), np.int64)
     table[..., KIND] = -1
     tokens, lines = np.zeros((B, T, K), np.int64), np.zeros((B, T), np.int64)
-    shares = np.zeros((B, T, K), np.float32)
+    steps = np.zeros((B, T, K), np.float32)
     lyrics = np.zeros((3, B, L), np.int64)
     for b, s in enumerate(songs):
         n = len(s['table'])
         table[b, :n], tokens[b, :n], lines[b, :n] = s['table'], s['tokens'], s['lines']
-        shares[b, :n] = s.get('rhythm', 0)
+        steps[b, :n] = s.get('steps', 0)
         for i, col in enumerate(s['lyrics']):
             lyrics[i, b, :len(col)] = col
     rows = torch.tensor([s['style'] for s in songs] if style_rows is None else style_rows)
     batch = {k: torch.from_numpy(a) for k, a in zip(('table', 'tokens', 'lines', 'lyrics', 'lyric_roles', 'lyric_lines'),
                                                     (table, tokens, lines, *lyrics))}
-    if all('rhythm' in s for s in songs):  # the training target; a plan to render has none
-        batch['rhythm'] = torch.from_numpy(shares)
+    if all('steps' in s for s in songs):  # the training target; a plan to render has none
+        batch['steps'] = torch.from_numpy(steps)
     return dict(batch, style=styles['embeddings'][rows], style_mask=styles['mask'][rows])
 
 

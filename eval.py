@@ -25,7 +25,7 @@ import recogniser
 from checkpoint import check_settings, load_checkpoint, load_meta
 from configurator import configure
 from lyrics import (END, KIND, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP, even_onsets, place_lines, plan_arrays,
-                    plan_blocks, rhythm_onsets)
+                    plan_blocks, rhythm_onsets, step_shares)
 from sample import plot_song
 from synth import VOICE_BAND_HZ
 
@@ -96,7 +96,7 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
 
     def accuracies(style_rows=None):
         batch = {k: x.to(device) for k, x in composer.collate(songs, styles, style_rows).items()}
-        del batch['rhythm']  # a target, not an input
+        del batch['steps']  # a target, not an input
         out, table = net.logits(**batch), batch['table']
         kind = table[..., KIND]
         placed = (kind >= 0) & (kind != STOP)
@@ -107,16 +107,17 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
         truth = net.log_seconds(table)[kind == LINE]
         seconds_error = [(torch.exp(x - truth) - 1).abs().median().item() for x in (out['seconds'][kind == LINE], 0.0)]
         return (hit('length', LENGTH), baseline, gap_hit, hit('role', ROLE), seconds_error,
-                out['rhythm'].softmax(-1).nan_to_num())
+                out['steps'].float().exp().cpu().numpy())
 
-    length_acc, length_base, gap_acc, role_acc, seconds_error, shares = accuracies()
-    # where each syllable starts by the predicted rhythm of its line's true length, and by an even share
+    length_acc, length_base, gap_acc, role_acc, seconds_error, steps = accuracies()
+    # where each syllable starts by the predicted steps in its line's true length, and by an even share
     fps, errors = audio.frame_rate(meta['settings']), dict(rhythm=[], even=[])
-    for s, predicted in zip(songs, shares.float().cpu().numpy()):
+    for s, predicted in zip(songs, steps):
         table = s['table']
         truth = rhythm_onsets(table, s['rhythm'])
         sung = (np.arange(truth.shape[1]) < table[:, N_TOKENS, None]) & (table[:, KIND, None] == LINE)
-        for key, onsets in (('rhythm', rhythm_onsets(table, predicted[:len(table)])), ('even', even_onsets(table, truth.shape[1]))):
+        shares = step_shares(predicted[:len(table)], table[:, N_TOKENS], (table[:, END] - table[:, START]) / fps)
+        for key, onsets in (('rhythm', rhythm_onsets(table, shares)), ('even', even_onsets(table, truth.shape[1]))):
             errors[key].append(np.abs(onsets - truth)[sung] / fps)
     onset_error, even_error = (float(np.median(np.concatenate(errors[k]))) for k in ('rhythm', 'even'))
     # another style for every song: the next style text of the table that differs from its own

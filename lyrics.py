@@ -7,7 +7,8 @@ Lyrics in, blocks out: the text side that prepare.py, the Composer and sample.py
     blocks = build_blocks(lines, seconds, ...)    # lyric, gap and end blocks covering the song
     table, tokens = blocks_to_arrays(blocks, max_block_tokens)   # the block table the models read
     onsets = even_onsets(table, max_block_tokens)     # where each syllable starts (prepare.py can align them)
-    shares = rhythm(table, onsets)                # the same as each syllable's share of its line: the Composer's
+    shares = rhythm(table, onsets)                # the same as each syllable's share of its line (plans keep these)
+    steps = syllable_steps(table, onsets, fps)    # seconds to the next syllable: what the Composer learns
 
 The block table (P, len(BLOCK_COLUMNS)) is defined here, with its column indices (KIND, ...);
 plan_arrays / plan_blocks turn a plan (planner.py's block dicts, in seconds) into it and back.
@@ -335,6 +336,28 @@ def rhythm_onsets(table, shares):
     before = np.cumsum(shares, 1) - shares  # the shares of the syllables before each
     onsets = table[:, START, None] + np.round(before * (table[:, END] - table[:, START])[:, None])
     return np.where(k < n, onsets, 0).astype(np.int32)
+
+
+def syllable_steps(table, onsets, frames_per_second):
+    """Seconds from each syllable's onset to the next one's, (P, K) float32: the rhythm the
+    Composer learns, as durations, which follow the tempo (0 for a line's last syllable, which
+    lasts what is left of the line however long the line is held, past its syllables and in gaps)."""
+    k, n = np.arange(onsets.shape[1]), table[:, N_TOKENS, None]
+    step = np.concatenate([onsets[:, 1:] - onsets[:, :-1], np.zeros_like(onsets[:, :1])], 1)
+    return np.where((k < n - 1) & (table[:, KIND, None] == LINE), step / frames_per_second, 0).astype(np.float32)
+
+
+def step_shares(steps, n_syllables, seconds):
+    """Syllable steps (P, K) seconds, syllable counts (P,) and line lengths (P,) seconds -> each
+    syllable's share of its line (P, K), as rhythm gives them; the last syllable takes what is
+    left, at least half an even share (longer steps are scaled down to leave it that)."""
+    k, n = np.arange(steps.shape[1]), np.asarray(n_syllables)[:, None]
+    seconds = np.maximum(np.asarray(seconds, np.float64)[:, None], 1e-6)
+    s = np.where(k < n - 1, steps, 0.0)
+    room = seconds * (1 - 0.5 / np.maximum(n, 1))
+    s = s * np.minimum(1.0, room / np.maximum(s.sum(1, keepdims=True), 1e-9))
+    shares = s / seconds
+    return np.where(k == n - 1, 1 - shares.sum(1, keepdims=True), shares).astype(np.float32)
 
 
 def plan_onsets(blocks, table, max_block_tokens):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from composer import line_numbers
-from lyrics import KINDS, LINE, ROLES, STOP, class_seconds, encode, parse_lyrics, plan_arrays, split_line
+from lyrics import KINDS, LINE, ROLES, STOP, class_seconds, encode, parse_lyrics, plan_arrays, split_line, step_shares
 from lyrics import length_class as length_class_of
 
 
@@ -108,10 +108,10 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
         exact = length * float(torch.exp(out['seconds'][0, 0]))
         if length_class_of(exact, settings['n_length_classes'], settings['max_block_seconds']) == length_class:
             length = block['seconds'] = round(exact, 3)  # else the class's mean: the block keeps the class it was given
-        if kind == LINE:  # each syllable's expected share of the line's time
+        if kind == LINE:  # each syllable's share of the line's time, from the seconds between syllables
             n = len(pieces[next_line]['tokens'])
-            shares = F.softmax(out['rhythm'][0, 0, :n].float(), -1)
-            block['rhythm'] = [round(float(x), 4) for x in shares]
+            steps = torch.exp(out['steps'][0, :, :n].float()).cpu().numpy()  # (1, n)
+            block['rhythm'] = [round(float(x), 4) for x in step_shares(steps, [n], [length])[0]]
         blocks.append(block)
         next_line += kind == LINE
         seconds += length

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.distributed import destroy_process_group, init_process_group
 from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.flop_counter import FlopCounterMode
 
 from checkpoint import check_settings, load_checkpoint, load_meta, save_checkpoint
 from configurator import configure, peek
@@ -69,6 +70,7 @@ min_lr = 1e-4
 device = 'cuda' if torch.cuda.is_available() else 'cpu'  # 'cpu', 'cuda', 'cuda:1', 'mps'
 dtype = 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float32'  # or 'float16'
 compile = torch.cuda.is_available()  # torch.compile; on a CPU it needs a C++ compiler and a minute
+peak_flops = 989e12  # the GPU's dense bfloat16 peak (H100 SXM), for the model-FLOPs utilisation printed on CUDA
 # -----------------------------------------------------------------------------
 STAGES = ('ae', 'composer', 'decoder', 'recogniser')
 
@@ -166,6 +168,15 @@ if __name__ == '__main__':
             scaler.load_state_dict(checkpoint['scaler'])
         checkpoint = None  # free the memory
     raw_model = net
+    # one process's forward + backward for all its micro-steps, counted once on one batch, for the mfu figure
+    with FlopCounterMode(display=False) as counter:
+        with ctx:
+            loss = net(**get_batch('train', np.random.default_rng([seed, 3])))
+        loss.backward()
+    optimizer.zero_grad(set_to_none=True)
+    flops_per_iter = counter.get_total_flops() * gradient_accumulation_steps
+    if master_process:
+        print(f"{flops_per_iter / 1e9:.1f} GFLOPs per iteration (matrix products, convolutions, attention)")
     if compile:
         if master_process:
             print("compiling the model... (a minute or so)")
@@ -247,9 +258,10 @@ if __name__ == '__main__':
             if not math.isfinite(lossf):
                 raise SystemExit(f"the loss became {lossf} at iteration {iter_num}; stopped. The last good "
                                  f"checkpoint ({ckpt_path}) is left as it was; try a lower learning_rate or dtype='float32'")
+            mfu = f", mfu {flops_per_iter / dt / peak_flops:.1%}" if device_type == 'cuda' else ''  # peak_flops is a GPU's
             if master_process:
                 print(f"iter {iter_num}: loss {lossf:.6f}, lr {lr:.2e}, time {dt * 1000:.1f} ms, "
-                      f"{samples_per_iter / dt:.1f} samples/s")
+                      f"{samples_per_iter / dt:.1f} samples/s{mfu}")
         iter_num += 1
 
     if ddp:

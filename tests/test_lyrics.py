@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from lyrics import (BLOCK_COLUMNS, KIND, LINE, ROLES, blocks_to_arrays, build_blocks, class_seconds, encode, even_onsets,
-                    length_class, parse_lyrics, place_lines, plan_blocks, plan_onsets, read_lyrics, rhythm, rhythm_onsets,
-                    tokenize, vocabulary)
+from lyrics import (BLOCK_COLUMNS, END, KIND, LINE, N_TOKENS, ROLES, START, blocks_to_arrays, build_blocks, class_seconds,
+                    encode, even_onsets, length_class, parse_lyrics, place_lines, plan_blocks, plan_onsets, read_lyrics,
+                    rhythm, rhythm_onsets, step_shares, syllable_steps, tokenize, vocabulary)
 
 
 # --- tokenization --------------------------------------------------------------------------
@@ -187,10 +187,18 @@ def test_rhythm_round_trips_and_plans_without_one_share_evenly():
     row = np.flatnonzero(table[:, KIND] == LINE)[0]
     even = even_onsets(table, 24)
     onsets = even.copy()
-    onsets[row, 1:4] += [-20, 10, 30]  # as aligned: a quick second syllable, a late last one
+    onsets[row, 1:4] += [-20, 10, 20]  # as aligned: a quick second syllable, a late last one
     shares = rhythm(table, onsets)
     assert abs(shares[row].sum() - 1) < 1e-6 and not shares[np.arange(len(table)) != row].any()
     assert np.array_equal(rhythm_onsets(table, shares), onsets)
+    # the Composer's steps (seconds to the next syllable) give the same shares in the line's length
+    steps = syllable_steps(table, onsets, 100.0)
+    assert np.allclose(steps[row, :3], np.diff(onsets[row, :4]) / 100.0) and not steps[row, 3:].any()
+    seconds = (table[:, END] - table[:, START]) / 100.0
+    assert np.allclose(step_shares(steps, table[:, N_TOKENS], seconds)[row], shares[row], atol=1e-6)
+    # steps longer than the line leave its last syllable half an even share
+    held = step_shares(steps * 10, table[:, N_TOKENS], seconds)[row, :4]
+    assert abs(held.sum() - 1) < 1e-6 and abs(held[3] - 0.125) < 1e-6
     # a plan: its rhythm where a line has one, an even share where it has none or a wrong one
     plan = plan_blocks(table, tokens, vocabulary(), 100.0, onsets)
     assert np.array_equal(plan_onsets(plan, table, 24), onsets)
