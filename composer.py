@@ -10,8 +10,10 @@ on log seconds, so the median) and a line's rhythm: the seconds from each syllab
 (L1 on log seconds against prepare.py's onsets; the last syllable takes what is left of the
 line). Durations, not shares of the line: a song's syllables follow its tempo, while how long a
 line's last syllable is held varies, and shares of the line would carry that into every
-syllable. A tokens head predicts the
-next line's syllables too (an auxiliary task; when planning, the next line is always the
+syllable. From the style alone it picks the song's pulse, the grid its syllables start on
+(lyrics.song_pulse), among the corpus's pulses: planner.py puts a plan's block ends and
+syllables on it, because the Decoder sings on the beat it lays down and an onset off it is lost. A tokens head
+predicts the next line's syllables too (an auxiliary task; when planning, the next line is always the
 user's next unsung line). Every layer cross-attends to the song's whole lyric token sequence
 (each token with its role and line number) and to the style matrix (style.py). The style is
 dropped with probability `style_drop` in training, for classifier-free guidance.
@@ -30,7 +32,7 @@ import torch.nn.functional as F
 import style as style_encoder
 from audio import frame_rate
 from lyrics import (BLOCK_COLUMNS, END, FINISH, KIND, KINDS, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP, rhythm,
-                    syllable_steps)
+                    song_pulse, syllable_steps)
 from lyrics import class_seconds as class_seconds_middle
 from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
 
@@ -51,6 +53,7 @@ class Config:
     max_lines: int = 512
     style_drop: float = 0.1  # probability of training without the style (classifier-free guidance)
     class_seconds: tuple = ()  # from the data: mean length of each length class's blocks; () = the classes' middles
+    pulses: tuple = ()  # from the data: the songs' pulses in seconds, those within 1% merged; () = plans off any grid
 
 
 class Model(nn.Module):
@@ -82,6 +85,7 @@ class Model(nn.Module):
         self.finish_head = nn.Linear(C, 2)
         self.step_head = nn.Linear(C, 1)
         self.seconds_head = nn.Linear(C, 1)
+        self.pulse_head = nn.Sequential(nn.Linear(C, C), nn.GELU(), nn.Linear(C, max(1, len(config.pulses))))
         self.apply(init_weights)
         scale_residual_projections(self, config.n_layer)
 
@@ -134,10 +138,19 @@ class Model(nn.Module):
         B = table.shape[0]
         start = self.kind.weight[len(KINDS)].expand(B, 1, -1)
         x = torch.cat([start, self.embed(table, tokens, lines)[:, :-1]], dim=1)  # step t sees blocks < t
-        h = self.hidden(x, self.conditions(lyrics, lyric_roles, lyric_lines, style, style_mask, drop_style))
-        return self.heads(h, table, tokens, lines)
+        conditions = self.conditions(lyrics, lyric_roles, lyric_lines, style, style_mask, drop_style)
+        return dict(self.heads(self.hidden(x, conditions), table, tokens, lines), pulse=self.pulse_logits(conditions))
 
-    def forward(self, table, tokens, lines, lyrics, lyric_roles, lyric_lines, style, style_mask, steps):
+    def pulse_logits(self, conditions):
+        """Which of config.pulses the song's is, (B, n_pulses) logits, from its style alone. A choice
+        among the corpus's pulses, not a regression: a pulse 0.3% off adds up to a latent row of
+        drift over a minute (a regression from the style was that far off, and read from the lyrics
+        too it strayed by as much from song to song)."""
+        style, mask = conditions[1]  # (B, S, C), (B, S)
+        pooled = (style * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        return self.pulse_head(pooled)
+
+    def forward(self, table, tokens, lines, lyrics, lyric_roles, lyric_lines, style, style_mask, steps, pulse):
         drop = torch.rand(table.shape[0], device=table.device) < self.config.style_drop if self.training else None
         out = self.logits(table, tokens, lines, lyrics, lyric_roles, lyric_lines, style, style_mask, drop)
         valid = table[..., KIND] >= 0  # padding has kind -1
@@ -150,7 +163,15 @@ class Model(nn.Module):
         stepped = steps > 0  # (B, T, K): syllables of lines that another syllable follows
         step_loss = F.l1_loss(out['steps'][stepped], steps[stepped].log()) if stepped.any() else out['steps'].sum() * 0
         seconds_loss = F.l1_loss(out['seconds'][placed], self.log_seconds(table)[placed])  # L1: the median
-        return kind_loss + attr_loss + 0.25 * token_loss + step_loss + seconds_loss
+        pulsed = pulse > 0  # songs with a line of two syllables
+        pulse_loss = (F.cross_entropy(out['pulse'][pulsed], self.pulse_class(pulse[pulsed]))
+                      if pulsed.any() and self.config.pulses else out['pulse'].sum() * 0)
+        return kind_loss + attr_loss + 0.25 * token_loss + step_loss + seconds_loss + pulse_loss
+
+    def pulse_class(self, pulse):
+        """Pulses (B,) seconds -> the index of the nearest of config.pulses (B,)."""
+        pulses = torch.tensor(self.config.pulses, device=pulse.device)
+        return (pulse.log().unsqueeze(-1) - pulses.log()).abs().argmin(-1)
 
     def log_seconds(self, table):
         """A block's length as the seconds head predicts it: log(seconds / its length class's mean), (B, T)."""
@@ -200,7 +221,7 @@ def load_data(data_dir, meta, split, config):
         onsets = np.load(onsets)
         songs.append(dict(name=name, table=table, tokens=tokens, lines=line_numbers(table),
                           lyrics=lyric_sequence(table, tokens), style=row[entry.get('style', '')],
-                          steps=syllable_steps(table, onsets, fps),  # the target
+                          steps=syllable_steps(table, onsets, fps), pulse=song_pulse(table, onsets, fps),  # targets
                           rhythm=rhythm(table, onsets)))  # the same as shares of each line, as plans give them
     unaligned = sum(not meta['songs'][s['name']].get('aligned_by') for s in songs)
     if unaligned:  # prepare.py gave their syllables an even share of each line
@@ -220,14 +241,20 @@ def data_args(meta, data):
     class_seconds = tuple(round(float(seconds[table[:, LENGTH] == c].mean()) if (table[:, LENGTH] == c).any()
                                 else class_seconds_middle(c, s['n_length_classes'], s['max_block_seconds']), 3)
                           for c in range(s['n_length_classes']))
-    return dict(class_seconds=class_seconds, vocab_size=len(meta['vocab']), n_length_classes=s['n_length_classes'],
+    pulses, merged = sorted(song['pulse'] for song in data['songs'] if song['pulse'] > 0), []
+    for p in pulses:  # runs of pulses each within 1% of the run's first, each as its mean
+        if merged and p < merged[-1][0] * 1.01:
+            merged[-1].append(p)
+        else:
+            merged.append([p])
+    return dict(class_seconds=class_seconds, pulses=tuple(round(float(np.mean(m)), 5) for m in merged), vocab_size=len(meta['vocab']), n_length_classes=s['n_length_classes'],
                 max_block_tokens=s['max_block_tokens'], frames_per_second=frame_rate(s),
                 style_dim=data['styles']['embeddings'].shape[-1])
 
 
 def collate(songs, styles, style_rows=None):
     """Songs -> a dict of padded batch tensors named as Model.forward's arguments (block_embeddings'
-    too, less the steps). style_rows overrides each song's style."""
+    too, less the steps and pulse). style_rows overrides each song's style."""
     B = len(songs)
     T = max(len(s['table']) for s in songs)
     L = max(len(s['lyrics'][0]) for s in songs)
@@ -246,8 +273,9 @@ def collate(songs, styles, style_rows=None):
     rows = torch.tensor([s['style'] for s in songs] if style_rows is None else style_rows)
     batch = {k: torch.from_numpy(a) for k, a in zip(('table', 'tokens', 'lines', 'lyrics', 'lyric_roles', 'lyric_lines'),
                                                     (table, tokens, lines, *lyrics))}
-    if all('steps' in s for s in songs):  # the training target; a plan to render has none
+    if all('steps' in s for s in songs):  # the training targets; a plan to render has none
         batch['steps'] = torch.from_numpy(steps)
+        batch['pulse'] = torch.tensor([s['pulse'] for s in songs], dtype=torch.float32)
     return dict(batch, style=styles['embeddings'][rows], style_mask=styles['mask'][rows])
 
 

@@ -275,7 +275,8 @@ def load_data(data_dir, meta, split, config):
     row_frames = settings['segment_frames'] // ae_model.latent_shape[1]
     songs = []
     for song in plans['songs']:
-        batch = {k: x.to(device) for k, x in composer.collate([song], plans['styles']).items() if k != 'steps'}
+        batch = {k: x.to(device) for k, x in composer.collate([song], plans['styles']).items()
+                 if k not in ('steps', 'pulse')}
         plan = composer_model.block_embeddings(**batch)[0].float().cpu()  # (P, composer_dim)
         latents = to_rows(torch.from_numpy(ae.song_latents(ae_model, ae_key, data_dir, song['name'], device)))
         onsets = os.path.join(data_dir, 'songs', song['name'], 'onsets.npy')

@@ -25,7 +25,7 @@ import recogniser
 from checkpoint import check_settings, load_checkpoint, load_meta
 from configurator import configure
 from lyrics import (END, KIND, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP, even_onsets, place_lines, plan_arrays,
-                    plan_blocks, rhythm_onsets, step_shares)
+                    plan_blocks, rhythm_onsets, step_shares, sung_syllables)
 from sample import plot_song
 from synth import VOICE_BAND_HZ
 
@@ -96,7 +96,7 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
 
     def accuracies(style_rows=None):
         batch = {k: x.to(device) for k, x in composer.collate(songs, styles, style_rows).items()}
-        del batch['steps']  # a target, not an input
+        del batch['steps'], batch['pulse']  # targets, not inputs
         out, table = net.logits(**batch), batch['table']
         kind = table[..., KIND]
         placed = (kind >= 0) & (kind != STOP)
@@ -107,15 +107,21 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
         truth = net.log_seconds(table)[kind == LINE]
         seconds_error = [(torch.exp(x - truth) - 1).abs().median().item() for x in (out['seconds'][kind == LINE], 0.0)]
         return (hit('length', LENGTH), baseline, gap_hit, hit('role', ROLE), seconds_error,
-                out['steps'].float().exp().cpu().numpy())
+                out['steps'].float().exp().cpu().numpy(), np.array(net.config.pulses + (0.0,))[out['pulse'].argmax(-1).cpu().numpy()])
 
-    length_acc, length_base, gap_acc, role_acc, seconds_error, steps = accuracies()
+    length_acc, length_base, gap_acc, role_acc, seconds_error, steps, pulses = accuracies()
+    # the song's pulse against the real one, and the training songs' median pulse's
+    real_pulse = np.array([s['pulse'] for s in songs])
+    pulsed = real_pulse > 0
+    corpus_pulse = np.median([s['pulse'] for s in train['songs'] if s['pulse'] > 0] or [1.0])
+    pulse_error, pulse_error_corpus = (float(np.median(np.abs(p / real_pulse[pulsed] - 1))) if pulsed.any() else None
+                                       for p in (pulses[pulsed], corpus_pulse))
     # where each syllable starts by the predicted steps in its line's true length, and by an even share
     fps, errors = audio.frame_rate(meta['settings']), dict(rhythm=[], even=[])
     for s, predicted in zip(songs, steps):
         table = s['table']
         truth = rhythm_onsets(table, s['rhythm'])
-        sung = (np.arange(truth.shape[1]) < table[:, N_TOKENS, None]) & (table[:, KIND, None] == LINE)
+        sung = sung_syllables(table, truth.shape[1])
         shares = step_shares(predicted[:len(table)], table[:, N_TOKENS], (table[:, END] - table[:, START]) / fps)
         for key, onsets in (('rhythm', rhythm_onsets(table, shares)), ('even', even_onsets(table, truth.shape[1]))):
             errors[key].append(np.abs(onsets - truth)[sung] / fps)
@@ -126,14 +132,14 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
                     if texts[r % len(texts)] not in ('', texts[s['style']])), None) for s in songs]
     swapped_acc = accuracies(others)[0] if None not in others else None
 
-    in_order, errors, sampled = [], [], dict(seconds=[], onsets=[])
+    in_order, errors, sampled = [], [], dict(seconds=[], onsets=[], off_grid=[], off_grid_chance=[])
     vocab = meta['vocab']
     starts = lambda shares, seconds: (np.cumsum(shares) - shares) * seconds  # a line's syllable onsets, seconds
     for i, s in enumerate(songs):
         rows = np.flatnonzero(s['table'][:, KIND] == LINE)
         pieces = [dict(text='', tokens=[vocab[t] for t in s['tokens'][r, :s['table'][r, N_TOKENS]]],
                        role=ROLES[s['table'][r, ROLE]]) for r in rows]
-        blocks = planner.plan(net, pieces, styles['embeddings'][s['style']], styles['mask'][s['style']],
+        blocks, _ = planner.plan(net, pieces, styles['embeddings'][s['style']], styles['mask'][s['style']],
                                meta['settings'], temperature=1.0, seed=i)
         sung = [b['pinyin'] for b in blocks if b['kind'] == 'line']
         in_order.append(sum(a == ' '.join(p['tokens']) for a, p in zip(sung, pieces)) / len(pieces) if len(sung) == len(pieces) else 0.0)
@@ -143,12 +149,22 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
             seconds, n = (s['table'][r, END] - s['table'][r, START]) / fps, s['table'][r, N_TOKENS]
             sampled['seconds'].append(abs(b['seconds'] / seconds - 1))
             sampled['onsets'].extend(np.abs(starts(np.array(b['rhythm']), b['seconds']) - starts(s['rhythm'][r, :n], seconds)))
+        if s['pulse'] > 0:  # the planned syllables against the real song's grid (its pulse, at its phase)
+            p, truth = s['pulse'], rhythm_onsets(s['table'], s['rhythm'])[sung_syllables(s['table'], s['rhythm'].shape[1])] / fps
+            phase = np.angle(np.exp(2j * np.pi * truth / p).sum()) / (2 * np.pi) * p
+            planned = np.concatenate([b['start'] + starts(np.array(b['rhythm']), b['seconds']) for b in blocks if b['kind'] == 'line'])
+            off = (planned - phase) / p
+            sampled['off_grid'].extend(np.abs(off - np.round(off)) * p)
+            sampled['off_grid_chance'].append(p / 4)  # onsets anywhere: a quarter of a pulse
     figures = dict(length_acc=length_acc, length_acc_baseline=length_base, gap_acc=gap_acc, role_acc=role_acc,
                    lines_in_order=float(np.mean(in_order)), length_error_median=float(np.median(errors)),
                    length_acc_swapped_style=swapped_acc, line_seconds_error=seconds_error[0],
                    line_seconds_error_class_mean=seconds_error[1], onset_error=onset_error, onset_error_even=even_error,
                    sampled_line_seconds_error=float(np.median(sampled['seconds'])),
-                   sampled_onset_error=float(np.median(sampled['onsets'])))
+                   sampled_onset_error=float(np.median(sampled['onsets'])), pulse_error=pulse_error,
+                   pulse_error_corpus=pulse_error_corpus,
+                   sampled_off_grid=float(np.median(sampled['off_grid'])) if sampled['off_grid'] else None,
+                   off_grid_chance=float(np.median(sampled['off_grid_chance'])) if sampled['off_grid'] else None)
     print(f"{len(songs)} validation songs; teacher-forced unless it says sampled")
     print(f"length-class accuracy     {length_acc:.3f}  (always the most common class: {length_base:.3f})")
     if swapped_acc is None:
@@ -164,6 +180,10 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
     print(f"sampled plans: lines placed in order {figures['lines_in_order']:.3f}, "
           f"median |planned - real length| / real {figures['length_error_median']:.3f}; a line's seconds "
           f"{figures['sampled_line_seconds_error']:.3f} of its length, its onsets {figures['sampled_onset_error']:.3f} s")
+    if pulse_error is not None:
+        print(f"the song's pulse: median error {pulse_error:.4f} of it (the training songs' median pulse: "
+              f"{pulse_error_corpus:.3f}); sampled plans' syllables off the real song's grid: median "
+              f"{figures['sampled_off_grid']:.3f} s (anywhere: {figures['off_grid_chance']:.3f} s)")
     return figures
 
 
@@ -448,7 +468,7 @@ def eval_samples(samples_dir, meta, data_dir):
     agree, length_errors, tempo, bad, sung_read, sung_truth = [], [], {}, 0, [], []
     for path in paths:
         wav, sr = sf.read(path, dtype='float32')
-        blocks, style_text = planner.read_plan(path[:-len('.wav')] + '.plan.json')
+        blocks, style_text, _ = planner.read_plan(path[:-len('.wav')] + '.plan.json')
         if sr != s['sample_rate']:
             raise SystemExit(f"{path} is at {sr} Hz, the data at {s['sample_rate']} Hz")
         if not np.isfinite(wav).all() or np.sqrt(np.mean(wav ** 2)) < 1e-3 or np.mean(np.abs(wav) >= 0.999) > 1e-3:

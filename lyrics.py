@@ -9,6 +9,7 @@ Lyrics in, blocks out: the text side that prepare.py, the Composer and sample.py
     onsets = even_onsets(table, max_block_tokens)     # where each syllable starts (prepare.py can align them)
     shares = rhythm(table, onsets)                # the same as each syllable's share of its line (plans keep these)
     steps = syllable_steps(table, onsets, fps)    # seconds to the next syllable: what the Composer learns
+    pulse = song_pulse(table, onsets, fps)        # the grid the syllables start on: plans are put on it
 
 The block table (P, len(BLOCK_COLUMNS)) is defined here, with its column indices (KIND, ...);
 plan_arrays / plan_blocks turn a plan (planner.py's block dicts, in seconds) into it and back.
@@ -316,6 +317,11 @@ def even_onsets(table, max_block_tokens):
     return np.where(k < table[:, N_TOKENS, None], onsets, 0).astype(np.int32)
 
 
+def sung_syllables(table, max_block_tokens):
+    """(P, K) bool: the syllable slots of the lyric lines that hold a syllable."""
+    return (np.arange(max_block_tokens) < table[:, N_TOKENS, None]) & (table[:, KIND, None] == LINE)
+
+
 def rhythm(table, onsets):
     """Each syllable's share of its line's time, (P, K) float32, from onsets (P, K) frames: the
     first syllable's share runs from the line's start, the last's to its end (0 past a block's
@@ -345,6 +351,20 @@ def syllable_steps(table, onsets, frames_per_second):
     k, n = np.arange(onsets.shape[1]), table[:, N_TOKENS, None]
     step = np.concatenate([onsets[:, 1:] - onsets[:, :-1], np.zeros_like(onsets[:, :1])], 1)
     return np.where((k < n - 1) & (table[:, KIND, None] == LINE), step / frames_per_second, 0).astype(np.float32)
+
+
+def song_pulse(table, onsets, frames_per_second):
+    """The song's pulse: the period in seconds of the grid its syllables start on, 0.0 when no
+    line has two syllables. From the median step between syllables, then the period near it
+    whose grid fits every onset best (the peak of |sum exp(2 pi i t / period)| over the onsets t:
+    any phase, and precise to a few parts in 10,000 because the onsets span the whole song)."""
+    steps = syllable_steps(table, onsets, frames_per_second)
+    if not (steps > 0).any():
+        return 0.0
+    t = onsets[sung_syllables(table, onsets.shape[1])] / frames_per_second  # (S,) seconds
+    periods = np.median(steps[steps > 0]) * np.exp(np.linspace(-0.25, 0.25, 2001))
+    fit = np.abs(np.exp(2j * np.pi * t[None] / periods[:, None]).sum(1))  # (periods,)
+    return float(periods[fit.argmax()])
 
 
 def step_shares(steps, n_syllables, seconds):

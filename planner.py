@@ -2,16 +2,24 @@
 Planning a song for new lyrics with a trained Composer, and plans as JSON files.
 
     pieces = lyric_lines(text, max_block_tokens)        # the lines to sing, long ones cut
-    blocks = plan(composer_model, pieces, style_embedding, style_mask, settings)
-    write_plan('song.plan.json', blocks, style_text)    # edit it by hand, then sample.py --plan=
-    blocks, style_text = read_plan('song.plan.json')
+    blocks, pulse = plan(composer_model, pieces, style_embedding, style_mask, settings)
+    write_plan('song.plan.json', blocks, style_text, pulse)   # edit it by hand, then sample.py --plan=
+    blocks, style_text, pulse = read_plan('song.plan.json')
 
 A plan is a list of block dicts: kind ('line', 'gap', 'end'), role, start and seconds, finish,
 length_class, and for a line its text, pinyin and rhythm (each syllable's share of the line's
 time; an even share if it is left out). lyrics.plan_arrays turns it into the block table the
 models read, lyrics.plan_onsets into where each syllable starts.
+
+Plans are put on the song's pulse (the Composer's, or one you give): every block ends, and
+every syllable starts, a whole number of pulses from the song's start. The Decoder sings on the
+beat it lays down; a line that starts a latent row off it loses its consonants, and the
+Composer's block lengths, right to 1.6% each, add up to that within a few lines
+(docs/experiments.md, 2026-11-23).
 """
 import json
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -50,11 +58,27 @@ def allowed_roles(kind, pieces, next_line):
     return allowed
 
 
+def on_pulse(start, seconds, steps, pulse):
+    """A block starting at `start` (on the grid) and `seconds` long, put on the grid of `pulse`:
+    its end to the nearest pulse, at least one pulse on; a line's syllables (steps: the (n - 1,)
+    seconds between them) each a whole number of pulses, at least one, after the one before, and
+    the line long enough to hold one pulse of its last. -> (seconds, shares of the line or None)"""
+    first = round(start / pulse)
+    end = max(round((start + seconds) / pulse), first + 1)
+    if steps is None:
+        return (end - first) * pulse, None
+    onsets = np.concatenate([[0], np.cumsum(np.maximum(np.round(steps / pulse), 1))])  # pulses after the line's start
+    pulses = max(end - first, int(onsets[-1]) + 1)
+    return pulses * pulse, np.diff(np.append(onsets, pulses)) / pulses
+
+
 @torch.no_grad()
-def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, seed=0, cfg_scale=1.0, max_blocks=None):
+def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, seed=0, cfg_scale=1.0, max_blocks=None,
+         pulse=None):
     """Plan a song for the lyric lines `pieces` (from lyric_lines): at each step the only choices
     are the next unsung line, a gap, or the end (once every line is placed), and a role that fits
-    where the block stands (allowed_roles). -> list of block dicts (the plan JSON's blocks).
+    where the block stands (allowed_roles). pulse: seconds, the grid the plan is put on; None:
+    the Composer's; 0: none. -> (list of block dicts (the plan JSON's blocks), the pulse).
     style_embedding (S, D), style_mask (S,) from style.embed_styles; settings: the cache's."""
     config, device = model.config, next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
@@ -78,6 +102,8 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
         table, tokens = plan_arrays(blocks, settings)
         return [torch.from_numpy(a)[None].to(device) for a in (table, tokens, line_numbers(table))]
 
+    if pulse is None:  # the song's pulse: a choice, like the blocks' below
+        pulse = config.pulses[sample([model.pulse_logits(c)[0] for c in conditions])] if config.pulses else 0.0
     blocks, next_line, seconds = [], 0, 0.0
     max_blocks = max_blocks or config.max_blocks - 1
     while True:
@@ -89,7 +115,7 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
         allowed = torch.tensor([not done, len(blocks) < max_blocks, done])
         kind = sample([model.kind_head(h_)[0, 0] for h_ in h], allowed)
         if kind == STOP:
-            return blocks + [dict(kind='end', start=round(seconds, 3))]
+            return blocks + [dict(kind='end', start=round(seconds, 3))], pulse
         # 2. its length, role and finish, given what it is
         block = dict(kind=KINDS[kind], role='none', start=round(seconds, 3), seconds=0.0)
         if kind == LINE:
@@ -108,27 +134,35 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
         exact = length * float(torch.exp(out['seconds'][0, 0]))
         if length_class_of(exact, settings['n_length_classes'], settings['max_block_seconds']) == length_class:
             length = block['seconds'] = round(exact, 3)  # else the class's mean: the block keeps the class it was given
+        steps = shares = None
         if kind == LINE:  # each syllable's share of the line's time, from the seconds between syllables
             n = len(pieces[next_line]['tokens'])
             steps = torch.exp(out['steps'][0, :, :n].float()).cpu().numpy()  # (1, n)
-            block['rhythm'] = [round(float(x), 4) for x in step_shares(steps, [n], [length])[0]]
+            shares = step_shares(steps, [n], [length])[0]
+        if pulse:
+            length, shares = on_pulse(seconds, length, None if steps is None else steps[0, :n - 1], pulse)
+            block.update(seconds=round(length, 3), length_class=length_class_of(
+                length, settings['n_length_classes'], settings['max_block_seconds']))
+        if shares is not None:
+            block['rhythm'] = [round(float(x), 4) for x in shares]
         blocks.append(block)
         next_line += kind == LINE
         seconds += length
 
 
-def write_plan(path, blocks, style_text):
+def write_plan(path, blocks, style_text, pulse=0.0):
+    """The plan as JSON; its pulse is there for whoever edits it (rendering needs only the blocks)."""
     with open(path, 'w', encoding='utf-8') as f:
-        json.dump(dict(style=style_text, blocks=blocks), f, ensure_ascii=False, indent=1)
+        json.dump(dict(style=style_text, pulse=round(pulse, 5), blocks=blocks), f, ensure_ascii=False, indent=1)
 
 
 def read_plan(path):
-    """A plan JSON (as written by write_plan, maybe edited by hand) -> (blocks, style text).
+    """A plan JSON (as written by write_plan, maybe edited by hand) -> (blocks, style text, pulse).
     Raises ValueError with the reason when it does not parse or its times overlap."""
     try:
         with open(path, encoding='utf-8') as f:
             saved = json.load(f)
-        blocks, style_text = saved['blocks'], saved.get('style', '')
+        blocks, style_text, pulse = saved['blocks'], saved.get('style', ''), float(saved.get('pulse', 0.0))
         for i, b in enumerate(blocks):
             if b['kind'] not in KINDS or (b['kind'] != 'end' and (b['role'] not in ROLES or float(b['seconds']) <= 0)):
                 raise ValueError(f"block {i} has a bad kind, role or length")
@@ -142,6 +176,6 @@ def read_plan(path):
     for i, (a, b) in enumerate(zip(blocks, blocks[1:])):
         if float(b['start']) < float(a['start']) + float(a.get('seconds', 0)) - 0.01:  # 10 ms for rounding
             raise ValueError(f"plan {path}: block {i + 1} starts at {b['start']} s, before block {i} ends")
-    return blocks, style_text
+    return blocks, style_text, pulse
 
 

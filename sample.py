@@ -40,6 +40,7 @@ num_samples = 1
 seed = 1337
 temperature = 1.0  # the Composer's sampling temperature (0: its most likely plan)
 cfg_scale = 1.0  # classifier-free guidance for the Composer's style (1.0 = off): 3.0 pulls plans off the corpus's timing
+pulse = 0.0  # seconds: the grid the plan's blocks and syllables are put on (planner.py); 0: the Composer's; -1: none
 decoder_temperature = 1.0  # the Decoder's: scales the noise its head starts from
 decoder_cfg_scale = 2.0  # classifier-free guidance for the Decoder's plan and style; 1.0 = off
 flow_steps = 8  # Euler steps of the Decoder's head per latent row
@@ -126,7 +127,7 @@ def main():
             raise SystemExit(f"lyrics file {lyrics} is empty")
     else:
         try:
-            fixed_blocks, plan_style = planner.read_plan(plan)
+            fixed_blocks, plan_style, plan_pulse = planner.read_plan(plan)
         except ValueError as e:
             raise SystemExit(str(e)) from None
     style_text = style if lyrics or style else plan_style
@@ -156,11 +157,13 @@ def main():
         if lyrics:
             print(f"sample {i}: planning {len(pieces)} lines")
             with ctx:
-                blocks = planner.plan(composer_model, pieces, style_embedding, style_mask, settings, temperature,
-                                       seed + i, cfg_scale)
+                blocks, song_pulse = planner.plan(composer_model, pieces, style_embedding, style_mask, settings,
+                                                  temperature, seed + i, cfg_scale, pulse=max(pulse, 0) or None)
+            if song_pulse:
+                print(f"sample {i}: on a pulse of {song_pulse:.3f} s ({60 / song_pulse:.1f} a minute)")
         else:
-            blocks = fixed_blocks
-        planner.write_plan(name + '.plan.json', blocks, style_text)
+            blocks, song_pulse = fixed_blocks, plan_pulse
+        planner.write_plan(name + '.plan.json', blocks, style_text, song_pulse)
         seconds = min(blocks[-1]['start'], max_seconds)
         print(f"sample {i}: rendering {seconds:.1f} s ({sum(b['kind'] == 'line' for b in blocks)} lines, "
               f"{len(blocks) - 1} blocks)")

@@ -18,13 +18,14 @@ SETTINGS = dict(sample_rate=48000, hop_length=192, max_block_seconds=8.0, max_bl
 @pytest.fixture(scope='module')
 def untrained():
     torch.manual_seed(0)
-    return composer.Model(composer.Config(n_layer=2, n_head=2, n_embd=32, style_dim=16, max_blocks=600)).eval()
+    return composer.Model(composer.Config(n_layer=2, n_head=2, n_embd=32, style_dim=16, max_blocks=600,
+                                          pulses=(0.25, 0.4167))).eval()
 
 
 def make_plan(net, text, temperature=1.0, seed=0, **kw):
     pieces = planner.lyric_lines(text, net.config.max_block_tokens)
     style = torch.randn(5, 16), torch.ones(5, dtype=torch.bool)
-    return pieces, planner.plan(net, pieces, *style, SETTINGS, temperature=temperature, seed=seed, **kw)
+    return pieces, planner.plan(net, pieces, *style, SETTINGS, temperature=temperature, seed=seed, **kw)[0]
 
 
 def sung(blocks):
@@ -84,11 +85,38 @@ def test_lyrics_without_a_singable_line_are_refused(text):
         planner.lyric_lines(text, 24)
 
 
+@pytest.mark.parametrize('pulse', [0.25, 0.4167, None])
+def test_plans_are_put_on_the_pulse(untrained, pulse):
+    # every block ends, and every syllable starts, a whole number of pulses from the song's start
+    pieces = planner.lyric_lines('[verse]\n我爱你\n你爱我\n[chorus]\n蜜雪冰城甜蜜蜜\n', 24)
+    style = torch.randn(5, 16), torch.ones(5, dtype=torch.bool)
+    for seed in range(3):
+        blocks, used = planner.plan(untrained, pieces, *style, SETTINGS, temperature=5.0, seed=seed, pulse=pulse)
+        assert used == pulse or (pulse is None and used in untrained.config.pulses)  # None: the Composer's pick
+        on_grid = lambda t: abs(t / used - round(t / used)) * used < 4e-3  # a frame: the JSON rounds shares
+        assert all(on_grid(b['start']) for b in blocks)
+        for b in (b for b in blocks if b['kind'] == 'line'):
+            onsets = b['start'] + (np.cumsum(b['rhythm']) - b['rhythm']) * b['seconds']
+            assert all(on_grid(t) for t in onsets) and min(b['rhythm']) * b['seconds'] > used - 4e-3, b
+            assert b['length_class'] == planner.length_class_of(b['seconds'], 8, 8.0)
+    # no grid: the Composer's seconds as they come
+    blocks, used = planner.plan(untrained, pieces, *style, SETTINGS, temperature=5.0, seed=0, pulse=0)
+    assert used == 0 and not all(abs(b['start'] / 0.25 - round(b['start'] / 0.25)) < 1e-3 for b in blocks)
+
+
+def test_on_pulse_rounds_steps_and_keeps_the_last_syllable():
+    seconds, shares = planner.on_pulse(1.0, 1.1, np.array([0.26, 0.24, 0.1]), 0.25)
+    # steps of 1, 1 and (at least) 1 pulse; the end at 2.1 s is 4.4 pulses on: 4 is too short for
+    # a last syllable at 3 pulses plus one, so 4 it stays
+    assert seconds == 1.0 and np.allclose(shares * 4, [1, 1, 1, 1])
+    assert planner.on_pulse(0.5, 0.05, None, 0.25) == (0.25, None)  # at least one pulse
+
+
 def test_plan_json_round_trip(untrained, tmp_path):
     _, blocks = make_plan(untrained, '[verse]\n我爱你\n你爱我\n')
     path = tmp_path / 'plan.json'
-    planner.write_plan(path, blocks, 'slow ballad, 72 bpm')
-    assert planner.read_plan(path) == (blocks, 'slow ballad, 72 bpm')
+    planner.write_plan(path, blocks, 'slow ballad, 72 bpm', 0.4167)
+    assert planner.read_plan(path) == (blocks, 'slow ballad, 72 bpm', 0.4167)
     text = path.read_text(encoding='utf-8')
     assert '我爱你' in text and 'wo3 ai4 ni3' in text  # a person can read and edit it
     # overlapping times and broken JSON are refused with the reason
@@ -142,6 +170,8 @@ def test_a_tiny_composer_learns(tiny_data, tiny_bert, tmp_path):
     # and so do the plans it samples, line by line against the real songs'
     assert figures['sampled_line_seconds_error'] < 0.5 * figures['line_seconds_error_class_mean'], figures
     assert figures['sampled_onset_error'] < 0.5 * figures['onset_error_even'], figures
+    # each song's pulse, from its style (each of the three has its own)
+    assert figures['pulse_error'] < 0.5 * figures['pulse_error_corpus'], figures
     # a corpus whose songs share one style: the style swap is skipped and said so, not a crash
     one_style = tmp_path / 'one_style'
     shutil.copytree(data, one_style)

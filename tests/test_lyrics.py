@@ -3,7 +3,7 @@ import pytest
 
 from lyrics import (BLOCK_COLUMNS, END, KIND, LINE, N_TOKENS, ROLES, START, blocks_to_arrays, build_blocks, class_seconds,
                     encode, even_onsets, length_class, parse_lyrics, place_lines, plan_blocks, plan_onsets, read_lyrics,
-                    rhythm, rhythm_onsets, step_shares, syllable_steps, tokenize, vocabulary)
+                    rhythm, rhythm_onsets, song_pulse, step_shares, syllable_steps, tokenize, vocabulary)
 
 
 # --- tokenization --------------------------------------------------------------------------
@@ -179,6 +179,21 @@ def test_block_arrays():
     assert table[row, BLOCK_COLUMNS.index('role')] == ROLES.index('verse')
     assert table[row, BLOCK_COLUMNS.index('n_tokens')] == 3 and (tokens[row, 3:] == 0).all()
     assert [vocabulary()[i] for i in tokens[row, :3]] == ['wo3', 'ai4', 'ni3']
+
+
+def test_song_pulse_is_the_grid_of_the_onsets():
+    # 40 lines of 5 syllables on a grid of 0.3125 s at a phase of 0.1 s, some held two pulses, the
+    # onsets rounded to frames of 1/125 s with a frame of jitter: the median step alone is off by a frame
+    rng = np.random.default_rng(0)
+    P, K, fps, pulse = 40, 24, 125.0, 0.3125
+    pulses = np.cumsum(rng.choice([1, 1, 1, 2], (P, 5)), 1) + 8 * np.arange(P)[:, None]
+    table = np.zeros((P, len(BLOCK_COLUMNS)), np.int64)
+    table[:, KIND], table[:, N_TOKENS] = LINE, 5
+    onsets = np.zeros((P, K), np.int32)
+    onsets[:, :5] = np.round((0.1 + pulses * pulse) * fps) + rng.integers(-1, 2, (P, 5))
+    assert abs(song_pulse(table, onsets, fps) / pulse - 1) < 1e-3
+    table[:, N_TOKENS] = 1  # no line has two syllables: no pulse
+    assert song_pulse(table, onsets, fps) == 0.0
 
 
 def test_rhythm_round_trips_and_plans_without_one_share_evenly():

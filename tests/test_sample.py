@@ -30,8 +30,8 @@ def test_sample_end_to_end(tiny_stages, tiny_recogniser, tiny_data, tmp_path):
         name = tmp_path / 'a' / f'sample_{i}'
         info = sf.info(f'{name}.wav')
         assert info.samplerate == 16000 and info.subtype == 'PCM_16'
-        blocks, style = planner.read_plan(f'{name}.plan.json')
-        assert style == 'slow ballad, 72 bpm'
+        blocks, style, pulse = planner.read_plan(f'{name}.plan.json')
+        assert style == 'slow ballad, 72 bpm' and pulse > 0  # the Composer's pulse, written with the plan
         assert [b['pinyin'] for b in blocks if b['kind'] == 'line'] == ['wo3 ai4 ni3', 'ni3 ai4 wo3',
                                                                         'mi4 xue3 bing1 cheng2 tian2 mi4 mi4']
         assert abs(info.duration - blocks[-1]['start']) <= 0.05 * blocks[-1]['start']
