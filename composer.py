@@ -12,9 +12,9 @@ line). Durations, not shares of the line: a song's syllables follow its tempo, w
 line's last syllable is held varies, and shares of the line would carry that into every
 syllable. From the style alone it picks the song's pulse, the grid its syllables start on
 (lyrics.song_pulse), among the corpus's pulses: planner.py puts a plan's block ends and
-syllables on it, because the Decoder sings on the beat it lays down and an onset off it is lost. A tokens head
-predicts the next line's syllables too (an auxiliary task; when planning, the next line is always the
-user's next unsung line). Every layer cross-attends to the song's whole lyric token sequence
+syllables on it, because the Decoder sings on the beat it lays down and an onset off it is
+lost. A tokens head predicts the next line's syllables too (an auxiliary task; when planning,
+the next line is always the user's next unsung line). Every layer cross-attends to the song's whole lyric token sequence
 (each token with its role and line number) and to the style matrix (style.py). The style is
 dropped with probability `style_drop` in training, for classifier-free guidance.
 
@@ -219,20 +219,22 @@ def load_data(data_dir, meta, split, config):
         if not os.path.exists(onsets):
             raise SystemExit(f"{onsets} is missing: the cache is older than the Composer; run prepare.py again")
         onsets = np.load(onsets)
+        pulse = song_pulse(table, onsets, fps) if entry.get('aligned_by') else 0.0  # even shares have no grid
         songs.append(dict(name=name, table=table, tokens=tokens, lines=line_numbers(table),
                           lyrics=lyric_sequence(table, tokens), style=row[entry.get('style', '')],
-                          steps=syllable_steps(table, onsets, fps), pulse=song_pulse(table, onsets, fps),  # targets
+                          steps=syllable_steps(table, onsets, fps), pulse=pulse,  # the targets
                           rhythm=rhythm(table, onsets)))  # the same as shares of each line, as plans give them
     unaligned = sum(not meta['songs'][s['name']].get('aligned_by') for s in songs)
     if unaligned:  # prepare.py gave their syllables an even share of each line
         print(f"composer: {unaligned} of {len(songs)} {split} songs have no aligned syllables (prepare.py "
-              f"--align_ckpt=<recogniser>): the rhythm learnt from them is an even share")
+              f"--align_ckpt=<recogniser>): the rhythm learnt from them is an even share, and they have no pulse")
     return dict(songs=songs, styles=styles)
 
 
 def data_args(meta, data):
-    """Model arguments from the cache, and the mean length in seconds of each length class's
-    blocks: a planned block gets its class's mean, which is what the corpus's blocks of that class last."""
+    """Model arguments from the cache; the mean length in seconds of each length class's blocks (a
+    planned block gets its class's mean, which is what the corpus's blocks of that class last); and
+    the pulses the songs have, the choices of the pulse head."""
     s = meta['settings']
     fps = frame_rate(s)
     table = np.concatenate([song['table'] for song in data['songs']])
@@ -247,7 +249,8 @@ def data_args(meta, data):
             merged[-1].append(p)
         else:
             merged.append([p])
-    return dict(class_seconds=class_seconds, pulses=tuple(round(float(np.mean(m)), 5) for m in merged), vocab_size=len(meta['vocab']), n_length_classes=s['n_length_classes'],
+    return dict(class_seconds=class_seconds, pulses=tuple(round(float(np.mean(m)), 5) for m in merged),
+                vocab_size=len(meta['vocab']), n_length_classes=s['n_length_classes'],
                 max_block_tokens=s['max_block_tokens'], frames_per_second=frame_rate(s),
                 style_dim=data['styles']['embeddings'].shape[-1])
 

@@ -156,11 +156,12 @@ def main():
         name = os.path.join(out_dir, f'sample_{i}')
         if lyrics:
             print(f"sample {i}: planning {len(pieces)} lines")
-            with ctx:
+            with ctx:  # pulse: None asks the Composer, 0.0 plans off any grid
                 blocks, song_pulse = planner.plan(composer_model, pieces, style_embedding, style_mask, settings,
-                                                  temperature, seed + i, cfg_scale, pulse=max(pulse, 0) or None)
+                                                  temperature, seed + i, cfg_scale,
+                                                  pulse=max(pulse, 0.0) if pulse else None)
             if song_pulse:
-                print(f"sample {i}: on a pulse of {song_pulse:.3f} s ({60 / song_pulse:.1f} a minute)")
+                print(f"sample {i}: on a pulse of {song_pulse:.3f} s ({60 / song_pulse:.1f} pulses a minute)")
         else:
             blocks, song_pulse = fixed_blocks, plan_pulse
         planner.write_plan(name + '.plan.json', blocks, style_text, song_pulse)
