@@ -266,4 +266,5 @@ if __name__ == '__main__':
 
     if ddp:
         torch.distributed.barrier()  # rank 0 may still be writing the checkpoint
+        del net  # DDP's reducer goes while its process group is alive, not at the interpreter's exit
         destroy_process_group()
