@@ -106,8 +106,9 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
         # a line's seconds given its class, by the seconds head and by the class's mean: median |error| / seconds
         truth = net.log_seconds(table)[kind == LINE]
         seconds_error = [(torch.exp(x - truth) - 1).abs().median().item() for x in (out['seconds'][kind == LINE], 0.0)]
+        pulse = out['pulse'].argmax(-1).cpu().numpy()  # (B,) which of config.pulses
         return (hit('length', LENGTH), baseline, gap_hit, hit('role', ROLE), seconds_error,
-                out['steps'].float().exp().cpu().numpy(), np.array(net.config.pulses + (0.0,))[out['pulse'].argmax(-1).cpu().numpy()])
+                out['steps'].float().exp().cpu().numpy(), np.array(net.config.pulses or [0.0])[pulse])
 
     length_acc, length_base, gap_acc, role_acc, seconds_error, steps, pulses = accuracies()
     # the song's pulse against the real one, and the training songs' median pulse's
@@ -150,9 +151,11 @@ def eval_composer(net, meta, data_dir, device, checkpoint):
             sampled['seconds'].append(abs(b['seconds'] / seconds - 1))
             sampled['onsets'].extend(np.abs(starts(np.array(b['rhythm']), b['seconds']) - starts(s['rhythm'][r, :n], seconds)))
         if s['pulse'] > 0:  # the planned syllables against the real song's grid (its pulse, at its phase)
-            p, truth = s['pulse'], rhythm_onsets(s['table'], s['rhythm'])[sung_syllables(s['table'], s['rhythm'].shape[1])] / fps
+            p, table = s['pulse'], s['table']
+            truth = rhythm_onsets(table, s['rhythm'])[sung_syllables(table, s['rhythm'].shape[1])] / fps
             phase = np.angle(np.exp(2j * np.pi * truth / p).sum()) / (2 * np.pi) * p
-            planned = np.concatenate([b['start'] + starts(np.array(b['rhythm']), b['seconds']) for b in blocks if b['kind'] == 'line'])
+            planned = np.concatenate([b['start'] + starts(np.array(b['rhythm']), b['seconds'])
+                                      for b in blocks if b['kind'] == 'line'])
             off = (planned - phase) / p
             sampled['off_grid'].extend(np.abs(off - np.round(off)) * p)
             sampled['off_grid_chance'].append(p / 4)  # onsets anywhere: a quarter of a pulse

@@ -20,7 +20,6 @@ Composer's block lengths, right to 1.6% each, add up to that within a few lines
 import json
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 
