@@ -12,9 +12,15 @@ Segments join without seams because the decoder sees its neighbours: it decodes 
 latent with `context_rows` latent rows of the segment before and after it, then keeps the middle.
 Outside the song is silence (log-mel 0). Latents are kept at about zero mean and unit spread
 (`latent_weight`), and noise is added to them in training (`latent_noise`) so that the decoder
-forgives the small errors of the Decoder stage that will predict them. The loss is L1 + MSE on
-standardised log-mels (L1 alone learns the sparse harmonic lines far more slowly). An optional
-patch discriminator with feature matching sharpens blurry mels (`gan_weight`, off at 0).
+forgives the small errors of the Decoder stage that will predict them.
+
+It works on log(mel + floor) of the cached log1p mels, standardised, and its loss is L1 + MSE
+there (L1 alone learns the sparse harmonic lines far more slowly). On the log1p scale the voice
+above 1.5 kHz lies around 0.01 and the backing below 1 kHz around 1: an error that is small there
+is as loud as the formants that tell the vowels apart, and a faint floor in bins that are silent
+in the song. A low floor weighs a quiet band's detail as an ear does, in decibels (README,
+"The autoencoder"). An optional patch discriminator with feature matching sharpens blurry mels
+(`gan_weight`, off at 0).
 
 Training batches: random windows of three segments (before, this, after) from the cached mels.
 """
@@ -31,7 +37,8 @@ import torch.nn.functional as F
 class Config:
     segment_frames: int = 256  # from the data
     n_mels: int = 256  # from the data
-    mel_mean: float = 0.0  # from the data: inputs are standardised with these
+    floor: float = 1e-3  # the autoencoder models log(mel + floor)
+    mel_mean: float = 0.0  # from the data: log(mel + floor) is standardised with these
     mel_std: float = 1.0
     latent_channels: int = 4
     patch: int = 8  # frames per latent row, and mels per latent column: 256 x 256 -> 32 x 32
@@ -46,6 +53,7 @@ class Config:
 def data_args(meta, data):
     """Model arguments that come from the prepared cache (its training split), not from the config."""
     frames = np.concatenate([mel[::7] for mel in data['mels']]).astype(np.float32)  # a sparse sample is plenty
+    frames = np.log(frames.clip(min=0) + data['floor'])
     return dict(segment_frames=meta['settings']['segment_frames'], n_mels=meta['settings']['n_mels'],
                 mel_mean=round(float(frames.mean()), 6), mel_std=round(float(frames.std()), 6))
 
@@ -100,35 +108,42 @@ class Model(nn.Module):
                                      nn.GroupNorm(8, config.width), nn.SiLU(), nn.Conv1d(config.width, patch_size, 1))
         self.discriminator = Discriminator(64) if config.gan_weight > 0 else None
 
+    def features(self, mel):
+        """log1p mels -> standardised log(mel + floor), what the autoencoder reads and writes."""
+        return (torch.log(mel.clamp(min=0) + self.config.floor) - self.config.mel_mean) / self.config.mel_std
+
     def encode(self, mel):
         """(B, segment_frames, n_mels) log-mels -> (B, C, h, w) latents."""
         C, h, w = self.latent_shape
-        x = (mel - self.config.mel_mean) / self.config.mel_std
-        x = x.reshape(-1, h, self.config.patch * self.config.n_mels).transpose(1, 2)  # (B, patch * n_mels, h)
+        x = self.features(mel).reshape(-1, h, self.config.patch * self.config.n_mels).transpose(1, 2)  # (B, patch * n_mels, h)
         z = self.encoder(x)  # (B, C * w, h)
         return z.view(-1, C, w, h).transpose(2, 3)
 
     def decode(self, before, latent, after):
-        """Latents of a segment and its neighbours, each (B, C, h, w) -> (B, segment_frames, n_mels)."""
+        """Latents of a segment and its neighbours, each (B, C, h, w) -> (B, segment_frames, n_mels) log-mels."""
+        x = self.decode_features(before, latent, after) * self.config.mel_std + self.config.mel_mean
+        return (torch.exp(x) - self.config.floor).clamp(min=0)
+
+    def decode_features(self, before, latent, after):
+        """The same -> (B, segment_frames, n_mels) standardised features (features())."""
         c = self.config.context_rows
         z = torch.cat([before[:, :, before.shape[2] - c:], latent, after[:, :, :c]], dim=2)  # (B, C, h + 2c, w)
         z = z.transpose(2, 3).flatten(1, 2)  # (B, C * w, h + 2c)
         x = self.decoder(z)[:, :, c:c + self.latent_shape[1]]  # (B, patch * n_mels, h): the middle rows
-        x = x.transpose(1, 2).reshape(-1, self.config.segment_frames, self.config.n_mels)
-        return x * self.config.mel_std + self.config.mel_mean
+        return x.transpose(1, 2).reshape(-1, self.config.segment_frames, self.config.n_mels)
 
     def forward(self, window):
         """(B, 3 * segment_frames, n_mels) mel windows -> loss on the middle segment. In eval mode,
-        the reconstruction L1 alone (in units of mel_std), so that validation losses compare."""
+        the reconstruction L1 alone (of the standardised features), so that validation losses compare."""
         B, F_ = window.shape[0], self.config.segment_frames
         z = self.encode(window.reshape(B * 3, F_, -1)).reshape(B, 3, *self.latent_shape)
         if self.training and self.config.latent_noise > 0:
             z_in = z + self.config.latent_noise * torch.randn_like(z)
         else:
             z_in = z
-        target = window[:, F_:2 * F_]
-        recon = self.decode(z_in[:, 0], z_in[:, 1], z_in[:, 2])
-        err = (recon - target) / self.config.mel_std
+        target = self.features(window[:, F_:2 * F_])
+        recon = self.decode_features(z_in[:, 0], z_in[:, 1], z_in[:, 2])
+        err = recon - target
         if not self.training:
             return err.abs().mean()
         loss = err.abs().mean() + err.pow(2).mean()
@@ -142,9 +157,7 @@ class Model(nn.Module):
     def gan_losses(self, real, fake):
         """Hinge loss for the discriminator; adversarial + feature matching for the autoencoder.
         One backward trains both: the discriminator sees a detached fake, and the autoencoder's
-        terms go through a copy of the discriminator whose weights are detached."""
-        real = (real - self.config.mel_mean) / self.config.mel_std
-        fake = (fake - self.config.mel_mean) / self.config.mel_std
+        terms go through a copy of the discriminator whose weights are detached. Both standardised."""
         d_real = self.discriminator(real)
         d_fake = self.discriminator(fake.detach())
         d_loss = F.relu(1 - d_real[-1]).mean() + F.relu(1 + d_fake[-1]).mean()
@@ -198,7 +211,7 @@ def song_latents(model, key, data_dir, name, device):
 def load_data(data_dir, meta, split, config=None):
     """The split's mels, memory-mapped (a list of (frames, n_mels) float16 arrays), and the segment size."""
     mels = [np.load(os.path.join(data_dir, 'songs', name, 'mel.npy'), mmap_mode='r') for name in meta['split'][split]]
-    return dict(mels=mels, segment_frames=meta['settings']['segment_frames'])
+    return dict(mels=mels, segment_frames=meta['settings']['segment_frames'], floor=(config or {}).get('floor', Config.floor))
 
 
 def get_batch(data, batch_size, rng):
