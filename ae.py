@@ -6,7 +6,7 @@ mels -> 4 x 32 x 32: h = frames / patch rows, w = n_mels / patch columns.
 Each latent row codes `patch` consecutive frames: the frames are cut into patches (as a vision
 transformer cuts an image), projected to `width` channels, and mixed along time by residual
 1-D convolutions; the decoder mirrors it. On a CPU this is 10x faster than 2-D convolutions over
-the mel image for the same reconstruction (README, "The autoencoder").
+the mel image for the same reconstruction (docs/notes.md, "The autoencoder").
 
 Segments join without seams because the decoder sees its neighbours: it decodes a segment's
 latent with `context_rows` latent rows of the segment before and after it, then keeps the middle.
@@ -18,9 +18,9 @@ It works on log(mel + floor) of the cached log1p mels, standardised, and its los
 there (L1 alone learns the sparse harmonic lines far more slowly). On the log1p scale the voice
 above 1.5 kHz lies around 0.01 and the backing below 1 kHz around 1: an error that is small there
 is as loud as the formants that tell the vowels apart, and a faint floor in bins that are silent
-in the song. A low floor weighs a quiet band's detail as an ear does, in decibels (README,
-"The autoencoder"). An optional patch discriminator with feature matching sharpens blurry mels
-(`gan_weight`, off at 0).
+in the song. A low floor weighs a quiet band's detail as an ear does, in decibels
+(docs/notes.md, "The autoencoder"). An optional patch discriminator with feature matching
+sharpens blurry mels (`gan_weight`, off at 0).
 
 Training batches: random windows of three segments (before, this, after) from the cached mels.
 """
