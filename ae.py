@@ -40,6 +40,7 @@ class Config:
     floor: float = 1e-3  # the autoencoder models log(mel + floor)
     mel_mean: float = 0.0  # from the data: log(mel + floor) is standardised with these
     mel_std: float = 1.0
+    mel_max: float = 10.0  # from the data: the loudest log1p mel of the training songs; decoded mels never pass it
     latent_channels: int = 4
     patch: int = 8  # frames per latent row, and mels per latent column: 256 x 256 -> 32 x 32
     width: int = 512  # channels of the residual blocks
@@ -53,9 +54,10 @@ class Config:
 def data_args(meta, data):
     """Model arguments that come from the prepared cache (its training split), not from the config."""
     frames = np.concatenate([mel[::7] for mel in data['mels']]).astype(np.float32)  # a sparse sample is plenty
-    frames = np.log(frames.clip(min=0) + data['floor'])
+    features = np.log(frames.clip(min=0) + data['floor'])
     return dict(segment_frames=meta['settings']['segment_frames'], n_mels=meta['settings']['n_mels'],
-                mel_mean=round(float(frames.mean()), 6), mel_std=round(float(frames.std()), 6))
+                mel_mean=round(float(features.mean()), 6), mel_std=round(float(features.std()), 6),
+                mel_max=round(max(float(mel.max()) for mel in data['mels']), 4))
 
 
 class ResBlock(nn.Module):
@@ -122,7 +124,9 @@ class Model(nn.Module):
     def decode(self, before, latent, after):
         """Latents of a segment and its neighbours, each (B, C, h, w) -> (B, segment_frames, n_mels) log-mels."""
         x = self.decode_features(before, latent, after) * self.config.mel_std + self.config.mel_mean
-        return (torch.exp(x) - self.config.floor).clamp(min=0)
+        # exp makes a latent the Decoder got wrong a bin a thousand times too loud, which would
+        # set the level of a whole WAV; no bin is louder than the loudest in the training songs
+        return (torch.exp(x) - self.config.floor).clamp(0, self.config.mel_max)
 
     def decode_features(self, before, latent, after):
         """The same -> (B, segment_frames, n_mels) standardised features (features())."""

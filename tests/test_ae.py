@@ -31,6 +31,17 @@ def test_whole_song_encode_decode_uses_the_neighbours():
     assert not torch.allclose(out2[32:64], out[32:64]) and torch.allclose(out2[:32], out[:32], atol=1e-6)
 
 
+def test_decoded_mels_stay_within_the_training_songs_range():
+    # the autoencoder models log(mel + floor): a latent far off what it learnt must not decode to a
+    # bin thousands of times louder than any song (sample.py scales the whole WAV by its peak)
+    torch.manual_seed(0)
+    net = ae.Model(ae.Config(segment_frames=32, n_mels=64, patch=4, width=32, n_res=1, mel_mean=-5.0, mel_std=2.0,
+                             mel_max=2.5)).eval()
+    z = net.encode(torch.rand(1, 32, 64))
+    mel = net.decode(z, 100 * z, z)
+    assert mel.min() >= 0 and mel.max() <= 2.5 and torch.isfinite(mel).all()
+
+
 def test_discriminator_trains_in_the_same_backward():
     torch.manual_seed(0)
     net = ae.Model(ae.Config(segment_frames=32, n_mels=64, patch=4, width=32, n_res=1, gan_weight=0.1))
