@@ -55,10 +55,10 @@ def test_discriminator_trains_in_the_same_backward():
 def test_a_tiny_autoencoder_learns(tiny_data, tmp_path):
     run_script('train.py', '--model=ae', f'--data_dir={tiny_data}', f'--out_dir={tmp_path}', '--device=cpu',
                '--compile=False', '--dtype=float32', '--batch_size=16', '--patch=4', '--width=64', '--n_res=2',
-               '--context_rows=2', '--max_iters=800', '--lr_decay_iters=800', '--warmup_iters=20',
-               '--learning_rate=2e-3', '--eval_interval=800', '--eval_iters=2', '--log_interval=100')
+               '--context_rows=2', '--max_iters=1200', '--lr_decay_iters=1200', '--warmup_iters=20',
+               '--learning_rate=2e-3', '--eval_interval=1200', '--eval_iters=2', '--log_interval=100')
     out = run_script('eval.py', f'--ckpt={tmp_path}/ckpt.pt', f'--data_dir={tiny_data}').stdout
     figures = json.loads(out.strip().splitlines()[-1])
     assert set(figures) == {'val_l1', 'mean_frame_l1', 'seam_ratio', 'sharpness'}
-    assert figures['val_l1'] < 0.7 * figures['mean_frame_l1'], figures
+    assert figures['val_l1'] < 0.6 * figures['mean_frame_l1'], figures
     assert figures['seam_ratio'] < 1.5, figures
