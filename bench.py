@@ -4,8 +4,9 @@ same figures. Timings are medians of `repeats` runs, taken in one process so tha
 between rows are fair on a noisy machine.
 
     python bench.py --what=dsp            # mel, mel -> magnitude, Griffin-Lim; vs librosa if installed
-    python bench.py --what=ae             # autoencoder training speed at both sizes, compiled and not
+    python bench.py --what=ae             # autoencoder training speed at both sizes, compiled and not, float32 and bfloat16
     python bench.py --what=decoder        # decoder sampling with the key/value cache against without
+    python bench.py --what=decoder_train --sizes=synth  # its training step, float32 and bfloat16
 
 On a CPU whose other core is busy with another process, run it as
 `OMP_WAIT_POLICY=PASSIVE python bench.py ...`: torch's threads spin while they wait for each
@@ -13,10 +14,12 @@ other, and a thread that spins where the busy process needs the core runs everyt
 times slower (docs/notes.md, "Audio maths"). On an idle machine PASSIVE costs about 1.5x, so it is
 not the default.
 """
+import itertools
 import json
 import os
 import runpy
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -38,6 +41,7 @@ device = 'cpu'
 seed = 1337
 batch_size = 0  # model benchmarks: 0 = the config file's batch_size
 compile_modes = 'eager,compiled'  # which of the two the model benchmarks run
+dtypes = 'float32,bfloat16'  # training benchmarks: autocast dtypes (bfloat16 pays on CPUs with AVX512-BF16 and on GPUs)
 cfg_scale = 1.0  # decoder: guidance; sample.py's 2.0 runs two rows per step (with and without plan and style)
 flow_steps = 8  # decoder: the head's Euler steps per row
 decoder_rows = '128,256,512,1024'  # decoder: song lengths in latent rows (a 60 s synthetic song is about 940)
@@ -141,12 +145,16 @@ def model_config(stage, prepare_config, train_config):
     return stage.Config(**args), config['batch_size']
 
 
-def bench_training(net, batch, steps):
-    """Seconds per training step (forward, backward, AdamW), median over `steps` after two warm-up steps."""
-    optimizer = configure_optimizers(net, 0.0, 1e-4, (0.9, 0.99), 'cuda' if device.startswith('cuda') else 'cpu')
+def bench_training(net, batch, steps, dtype):
+    """Seconds per training step (forward under autocast in dtype, backward, AdamW), median over `steps`
+    after two warm-up steps."""
+    device_type = 'cuda' if device.startswith('cuda') else 'cpu'
+    optimizer = configure_optimizers(net, 0.0, 1e-4, (0.9, 0.99), device_type)
+    ctx = nullcontext() if dtype == 'float32' else torch.autocast(device_type, dtype=getattr(torch, dtype))
 
     def step(run):
-        loss = net(**batch)
+        with ctx:
+            loss = net(**batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -160,18 +168,21 @@ def bench_ae():
         config, config_batch = model_config(ae, prepare_config, train_config)
         B = batch_size or config_batch
         batch = dict(window=torch.randn(B, 3 * config.segment_frames, config.n_mels, device=device).abs() * 0.1)
-        for mode in compile_modes.split(','):
+        for mode, dtype in itertools.product(compile_modes.split(','), dtypes.split(',')):
             torch.manual_seed(seed)
             net = ae.Model(config).to(device)
-            t = bench_training(torch.compile(net) if mode == 'compiled' else net, batch, repeats)
-            rows.append((size, mode, B, sum(p.numel() for p in net.parameters()), t))
+            t = bench_training(torch.compile(net) if mode == 'compiled' else net, batch, repeats, dtype)
+            rows.append((size, mode, dtype, B, sum(p.numel() for p in net.parameters()), t))
     print(f"\nautoencoder training step, device {device}, {threads()}, median of {repeats}\n")
-    print(f"{'size':6s} {'mode':9s} {'batch':>5s} {'params':>8s} {'iter/s':>8s} {'samples/s':>10s}")
+    print_training(rows, 'ae')
+
+
+def print_training(rows, stage):
+    print(f"{'size':6s} {'mode':9s} {'dtype':9s} {'batch':>5s} {'params':>8s} {'iter/s':>8s} {'samples/s':>10s}")
     figures = {}
-    for size, mode, B, n, t in rows:
-        print(f"{size:6s} {mode:9s} {B:5d} {n / 1e6:7.2f}M {1 / t:8.2f} {B / t:10.1f}")
-        figures[f"ae_{size}_{mode}_iters_per_second"] = round(1 / t, 3)
-        figures[f"ae_{size}_{mode}_samples_per_second"] = round(B / t, 2)
+    for size, mode, dtype, B, n, t in rows:
+        print(f"{size:6s} {mode:9s} {dtype:9s} {B:5d} {n / 1e6:7.2f}M {1 / t:8.2f} {B / t:10.1f}")
+        figures[f"{stage}_{size}_{mode}_{dtype}_iters_per_second"] = round(1 / t, 3)
     print(json.dumps(figures))
 
 
@@ -183,13 +194,8 @@ def bench_decoder():
     for size, prepare_config, ae_config, composer_config, decoder_config in DECODER_SIZES:
         if size not in sizes.split(','):
             continue
-        ae_args, _ = model_config(ae, prepare_config, ae_config)
-        C, h, w = ae_args.latent_channels, ae_args.segment_frames // ae_args.patch, ae_args.n_mels // ae_args.patch
-        config = runpy.run_path(decoder_config)
-        args = {f: config[f] for f in decoder.Config.__dataclass_fields__ if f in config}
-        args.update(row_dim=C * w, latent_rows=h, composer_dim=runpy.run_path(composer_config)['n_embd'])
-        torch.manual_seed(seed)
-        net = decoder.Model(decoder.Config(**args)).to(device).eval()
+        net, _ = decoder_model(prepare_config, ae_config, composer_config, decoder_config)
+        net.eval()
         cfg, P, S = net.config, 40, 32  # a song of P blocks, S style tokens
         N = max(int(n) for n in decoder_rows.split(','))
         gen = torch.Generator().manual_seed(seed)
@@ -228,6 +234,44 @@ def bench_decoder():
     print(json.dumps(figures))
 
 
+def decoder_model(prepare_config, ae_config, composer_config, decoder_config):
+    """A Decoder as its train config sizes it, for the latents of its autoencoder config -> (model, batch size)."""
+    ae_args, _ = model_config(ae, prepare_config, ae_config)
+    C, h, w = ae_args.latent_channels, ae_args.segment_frames // ae_args.patch, ae_args.n_mels // ae_args.patch
+    config = runpy.run_path(decoder_config)
+    args = {f: config[f] for f in decoder.Config.__dataclass_fields__ if f in config}
+    args.update(row_dim=C * w, latent_rows=h, composer_dim=runpy.run_path(composer_config)['n_embd'])
+    torch.manual_seed(seed)
+    return decoder.Model(decoder.Config(**args)).to(device), config['batch_size']
+
+
+def bench_decoder_train():
+    """The Decoder's training step on random windows of block_size rows (a real-size step takes
+    minutes on a CPU: --sizes=synth there)."""
+    rows = []
+    for size, prepare_config, ae_config, composer_config, decoder_config in DECODER_SIZES:
+        if size not in sizes.split(','):
+            continue
+        net, config_batch = decoder_model(prepare_config, ae_config, composer_config, decoder_config)
+        cfg, P, S = net.config, 40, 32
+        B, T = batch_size or config_batch, cfg.block_size
+        gen = torch.Generator().manual_seed(seed)
+        batch = dict(latents=torch.randn(B, T + 1, cfg.row_dim, generator=gen), positions=torch.arange(T).expand(B, -1),
+                     mask=torch.ones(B, T, dtype=torch.bool),
+                     row_block=torch.sort(torch.randint(0, P, (B, T), generator=gen)).values,
+                     row_time=torch.rand(B, T, 2, generator=gen) * 4,
+                     row_syllable=torch.randint(0, cfg.vocab_size, (B, T), generator=gen),
+                     plan=torch.randn(B, P, cfg.composer_dim, generator=gen), plan_mask=torch.ones(B, P, dtype=torch.bool),
+                     style=torch.randn(B, S, cfg.style_dim, generator=gen), style_mask=torch.ones(B, S, dtype=torch.bool))
+        batch = {k: x.to(device) for k, x in batch.items()}
+        for mode, dtype in itertools.product(compile_modes.split(','), dtypes.split(',')):
+            net, _ = decoder_model(prepare_config, ae_config, composer_config, decoder_config)
+            t = bench_training(torch.compile(net) if mode == 'compiled' else net, batch, repeats, dtype)
+            rows.append((size, mode, dtype, B, sum(p.numel() for p in net.parameters()), t))
+    print(f"\ndecoder training step, windows of block_size rows, device {device}, {threads()}, median of {repeats}\n")
+    print_training(rows, 'decoder')
+
+
 def decoder_generate(net, first, conds, use_cache):
     torch.manual_seed(seed)  # the same noise for both paths
     return net.generate(first, *conds, flow_steps=flow_steps, cfg_scale=cfg_scale, use_cache=use_cache)
@@ -235,7 +279,7 @@ def decoder_generate(net, first, conds, use_cache):
 
 if __name__ == '__main__':
     configure(globals())
-    benches = {'dsp': bench_dsp, 'ae': bench_ae, 'decoder': bench_decoder}
+    benches = {'dsp': bench_dsp, 'ae': bench_ae, 'decoder': bench_decoder, 'decoder_train': bench_decoder_train}
     if what not in benches:
         raise SystemExit(f"--what={what} is not a benchmark; choose one of {', '.join(benches)}")
     torch.manual_seed(seed)

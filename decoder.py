@@ -109,7 +109,9 @@ class FlowHead(nn.Module):
         k draws of noise and flow time per row."""
         row = row.unsqueeze(-2)  # (..., 1, row_dim)
         noise = torch.randn(*row.shape[:-2], k, row.shape[-1], device=row.device)
-        s = torch.rand(noise.shape[:-1], device=row.device)  # (..., k)
+        # flow times from a logit-normal, as Stable Diffusion 3 does: the middle of the path, where noise and row
+        # weigh alike, is hardest (3000 steps: rollouts read 0.506 against 0.547 with uniform times)
+        s = torch.sigmoid(torch.randn(noise.shape[:-1], device=row.device))  # (..., k)
         x = (1 - s[..., None]) * noise + s[..., None] * row
         return (self(x, s, h.unsqueeze(-2)) - (row - noise)).pow(2).mean((-2, -1))
 

@@ -68,7 +68,10 @@ lr_decay_iters = 5000  # about max_iters, as in Chinchilla
 min_lr = 1e-4
 # system
 device = 'cuda' if torch.cuda.is_available() else 'cpu'  # 'cpu', 'cuda', 'cuda:1', 'mps'
-dtype = 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float32'  # or 'float16'
+# autocast in bfloat16 where the hardware computes in it: CUDA, and CPUs with AVX512-BF16, where a step of
+# config/train_decoder_synth.py takes 0.20 s against 0.36 s in float32 (2 cores) for the same losses
+dtype = 'bfloat16' if (torch.cuda.is_bf16_supported() if torch.cuda.is_available() else
+                       torch.cpu._is_avx512_bf16_supported()) else 'float32'  # or 'float16'
 compile = torch.cuda.is_available()  # torch.compile; on a CPU it needs a C++ compiler and a minute
 peak_flops = 989e12  # the GPU's dense bfloat16 peak (H100 SXM), for the model-FLOPs utilisation printed on CUDA
 # -----------------------------------------------------------------------------

@@ -3,7 +3,6 @@ model = 'composer'
 data_dir = 'data/synth'
 out_dir = 'out-composer-synth'
 device = 'cpu'
-dtype = 'float32'
 compile = False
 batch_size = 8
 n_layer = 4
