@@ -84,6 +84,7 @@ class Config:
     n_layer: int = 4  # residual convolution blocks, dilated 1, 2, 4, ...: 4 see 61 steps (4 s at 64 ms)
     dropout: float = 0.1
     input_noise: float = 0.03  # in training: noise on the log1p mels, std drawn per line from [0, input_noise]
+    recon_share: float = 0.5  # in training, with ae_ckpt: the share of lines read from the autoencoder's reconstructions
 
 
 class StepNorm(nn.LayerNorm):
@@ -314,7 +315,7 @@ def load_data(data_dir, meta, split, config=None):
                          f"songs whose lyrics.txt has a time stamp on every line")
     by_length = np.argsort([hi - lo for _, lo, hi, *_ in lines], kind='stable')  # for get_batch's groups
     return dict(mels=mels, recons=recons, lines=lines, gaps=gaps, by_length=by_length,
-                floor=config.get('floor', Config.floor))
+                floor=config.get('floor', Config.floor), recon_share=config.get('recon_share', Config.recon_share))
 
 
 def data_args(meta, data):
@@ -346,7 +347,7 @@ def get_batch(data, batch_size, rng):
             n = min(b - a, hi - lo)
             a = int(rng.integers(lo, hi - n + 1))
             b, target = a + n, []
-        source = data['recons'] if data['recons'] and rng.random() < 0.5 else data['mels']
+        source = data['recons'] if data['recons'] and rng.random() < data['recon_share'] else data['mels']
         mels.append(torch.from_numpy(source[song][a:b].astype(np.float32)))
         targets.append(torch.tensor(target, dtype=torch.long))
     return dict(mel=pad(mels), mel_lengths=torch.tensor([len(m) for m in mels]),
