@@ -84,6 +84,16 @@ def test_reconstructions_are_read_in_training(tiny_stages, tiny_data):
     assert all(b.shape[0] == 8 and b.shape[2] == mel.shape[1] for b in batches)
 
 
+def test_recon_share_sets_how_many_lines_come_from_reconstructions():
+    lines = [(0, 0, 100, 10, 90, [1, 2])]
+    data = dict(mels=[np.zeros((100, 4), np.float16)], recons=[np.ones((100, 4), np.float16)], lines=lines, gaps=[],
+                by_length=np.arange(1))
+    for share in (0.0, 0.25, 1.0):
+        rng = np.random.default_rng(0)
+        read = [recogniser.get_batch(dict(data, recon_share=share), 16, rng)['mel'][:, 0, 0] for _ in range(50)]
+        assert abs(float(np.concatenate(read).mean()) - share) < 0.05, share
+
+
 def test_batches_group_lines_of_one_length():
     """A batch's lines come from one group of about the same length (little padding), and a gap's
     stretch (no units) is no longer than the gap."""
