@@ -16,7 +16,7 @@ Input: log(mel + floor) of the cached log1p mels, one floor for every band. The 
 above the backing are quiet (about 0.01 in log1p units): on a linear scale they are invisible and
 the CTC loss sits on its all-blank plateau. The faint floor that the autoencoder leaves in bands
 that are silent in the real song is as loud, and i.i.d. noise (`input_noise`) does not stand in
-for it: with `ae_ckpt`, half the training lines are read from the autoencoder's reconstructions,
+for it: with `ae_ckpt`, `recon_share` of the training lines (half) are read from its reconstructions,
 so that the recogniser reads what generated songs are made of. A per-band scale (which would
 blow that floor up further) is not used.
 Model: convolutions only, fast to train on a CPU, and a whole song of any length is read in one
@@ -279,7 +279,7 @@ def load_data(data_dir, meta, split, config=None):
     """The split's songs that are LRC-timed: their mels, and every lyric line as (song, the
     earliest and latest frame its crop may reach, its first and last frame, its unit ids); gaps
     of a second or more in the same form, with no units. With
-    config['ae_ckpt'], each song's autoencoder reconstruction too: half the lines are read from it,
+    config['ae_ckpt'], each song's autoencoder reconstruction too: recon_share of the lines are read from it,
     so that the recogniser reads what generated songs are made of."""
     vocab, s = meta['vocab'], meta['settings']
     config = config or {}
@@ -331,7 +331,7 @@ def get_batch(data, batch_size, rng):
     """Random lines, each cropped from a random point before its start to one after its end
     (within its room), so that the recogniser sees lines start anywhere and silence around them;
     one in ten a stretch of a gap instead, where it must read nothing. From the real mel or (if
-    loaded, half the time) the autoencoder's reconstruction. The lines of a batch come from one
+    loaded, recon_share of the time) the autoencoder's reconstruction. The lines of a batch come from one
     of the groups of BUCKET_LINES lines of about the same length (each line as likely as
     before): random lines leave 40% of a batch padding, and that much of a step's time wasted."""
     lines, gaps, order = data['lines'], data['gaps'], data['by_length']
