@@ -43,7 +43,7 @@ def load_checkpoint(path, device='cpu', stage=None):
         raise SystemExit(f"checkpoint {path} holds the '{found}' stage where the '{stage}' stage is needed")
     module = importlib.import_module(found)
     net = module.Model(module.Config(**checkpoint['model_args']))
-    net.load_state_dict(checkpoint['model'])
+    net.load_state_dict(checkpoint.get('ema') or checkpoint['model'])  # the weights' moving average, where kept
     return checkpoint, net.to(device).eval()
 
 

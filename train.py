@@ -14,6 +14,7 @@ names override them),
 `Model`, `data_args(meta, data)` (model arguments that come from the cache), `load_data(data_dir,
 meta, split, config)` and `get_batch(data, batch_size, rng)`.
 """
+import copy
 import importlib
 import math
 import os
@@ -61,6 +62,7 @@ weight_decay = 0.0
 beta1 = 0.9
 beta2 = 0.99
 grad_clip = 1.0  # 0 = off
+ema_decay = 0.0  # > 0: also keep a moving average of the weights, which the checkpoint's readers then use
 # learning rate: linear warm-up, then cosine decay to min_lr
 decay_lr = True
 warmup_iters = 100
@@ -160,6 +162,11 @@ if __name__ == '__main__':
     if init_from == 'resume':
         net.load_state_dict(checkpoint['model'])
     net.to(device)
+    ema = None  # the weights' exponential moving average, where ema_decay > 0
+    if ema_decay > 0:
+        ema = copy.deepcopy(net).requires_grad_(False)
+        if init_from == 'resume':
+            ema.load_state_dict(checkpoint.get('ema') or checkpoint['model'])
     if master_process:
         print(f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters; {model_args}")
 
@@ -230,8 +237,8 @@ if __name__ == '__main__':
                 if iter_num > 0:
                     save_checkpoint(dict(stage=model, model=raw_model.state_dict(), optimizer=optimizer.state_dict(),
                                          scaler=scaler.state_dict(), model_args=model_args, iter_num=iter_num,
-                                         best_val_loss=best_val_loss, config=config, data_settings=meta['settings']),
-                                    ckpt_path)
+                                         best_val_loss=best_val_loss, config=config, data_settings=meta['settings'],
+                                         ema=None if ema is None else ema.state_dict()), ckpt_path)
                     print(f"saved {ckpt_path}")
         if iter_num >= max_iters:
             break
@@ -253,6 +260,10 @@ if __name__ == '__main__':
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            with torch.no_grad():
+                for e, p in zip(ema.parameters(), raw_model.parameters()):
+                    e.lerp_(p, 1 - ema_decay)
 
         t1 = time.time()
         dt, t0 = t1 - t0, t1

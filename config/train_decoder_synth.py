@@ -1,4 +1,4 @@
-# the Decoder on the synthetic corpus, sized for a 2-core CPU: 13 minutes on a fast day in bfloat16 (train.py's
+# the Decoder on the synthetic corpus, sized for a 2-core CPU: 14 minutes on a fast day in bfloat16 (train.py's
 # default on a CPU with AVX512-BF16; in float32 a step takes 1.8x as long), and 3 more to encode the corpus's
 # latents the first time. Reads the frozen out-ae-synth and out-composer-synth
 # checkpoints (train them first).
@@ -11,21 +11,23 @@ device = 'cpu'
 compile = False  # a step of 8 x 256 rows in bfloat16: 228 against 234 ms eager, after a 34 s compile (float32 with dropout: 0.70 against 0.75 s)
 batch_size = 4  # twice the updates for the same rows: 2400 x 4 read the rollouts at 0.630 where 1200 x 8 read 0.727 (10% longer); 4800 x 2 at 1.009 (at lr 1e-3: 0.664)
 block_size = 256  # latent rows per window: 16 s (a row is 8 frames, 64 ms)
-n_layer = 3  # with head_width 256, at 6000 x 4: rollouts read 0.316 where 4 layers and a head of 192 read 0.414, in the same time
+n_layer = 2  # the trunk carries the plan and the rows before, the head learns the row: at 6000 x 4 the rollouts read
+# 0.296 with 2 layers and a head of 320 (11.4 min), 0.309 with 3 and 256 (13.1), 0.414 with 4 and 192 (12.75)
 n_head = 4
 n_embd = 192
-head_width = 256  # the head is where a step learns the row (a head of 384 read 0.622 against 0.727 at 1200 x 8, in 1.56x the time)
+head_width = 320
 head_layers = 3
 head_samples = 4  # noise draws per row: 2 read the rollouts at 0.506 (sharpness 0.788), 4 at 0.475 (0.754), 5% slower
-dropout = 0.0  # on a CPU its masks cost a quarter of a step; at 6000 x 4 the losses part a little (train 0.128, val 0.146)
+dropout = 0.0  # on a CPU its masks cost a quarter of a step; at 7000 x 4 the losses part a little (train 0.118, val 0.136)
 input_noise = 0.0
 max_rows = 4096  # 262 s: longer plans are refused by sample.py
-max_iters = 6000  # with 4 layers and a head of 192, 6000 x 4 read the rollouts at 0.414 where 3000 x 8 read 0.455 (docs/experiments.md, 2026-12-07)
-lr_decay_iters = 6000
+max_iters = 7000  # the time 2 layers save, spent on steps: 0.262 against 0.278 at 6000 (docs/experiments.md, 2026-12-07)
+lr_decay_iters = 7000
 warmup_iters = 50
 learning_rate = 2e-3  # at 1300 steps 1e-3 read the rollouts at 0.915 against 0.860; 3e-3 at 3000 steps: the same losses
 min_lr = 2e-4
 weight_decay = 0.1
+ema_decay = 0.999  # sample with the weights' moving average: rollouts read 0.278 / 0.294 (two draws) against 0.296 / 0.289
 eval_interval = 500
 eval_iters = 20
 log_interval = 50

@@ -6,6 +6,7 @@ import re
 import pytest
 import torch
 
+from checkpoint import load_checkpoint
 from conftest import run_script
 
 TINY_AE = ['--model=ae', '--device=cpu', '--dtype=float32', '--compile=False', '--batch_size=4', '--width=32',
@@ -17,7 +18,7 @@ def losses(stdout):
 
 
 def test_resume_matches_an_uninterrupted_run(tiny_data, tmp_path):
-    common = TINY_AE + [f'--data_dir={tiny_data}', '--eval_interval=4', '--lr_decay_iters=8']
+    common = TINY_AE + [f'--data_dir={tiny_data}', '--eval_interval=4', '--lr_decay_iters=8', '--ema_decay=0.5']
     whole = losses(run_script('train.py', *common, '--max_iters=8', f'--out_dir={tmp_path / "whole"}').stdout)
     first = losses(run_script('train.py', *common, '--max_iters=4', f'--out_dir={tmp_path / "split"}').stdout)
     second = losses(run_script('train.py', *common, '--max_iters=8', f'--out_dir={tmp_path / "split"}',
@@ -25,7 +26,14 @@ def test_resume_matches_an_uninterrupted_run(tiny_data, tmp_path):
     assert sorted(first) == [0, 1, 2, 3] and sorted(second) == [4, 5, 6, 7]
     for it, loss in {**first, **second}.items():
         assert abs(loss - whole[it]) < 1e-5, (it, loss, whole[it])
-    assert torch.load(tmp_path / 'split' / 'ckpt.pt', weights_only=False)['iter_num'] == 8
+    resumed, uninterrupted = (torch.load(tmp_path / d / 'ckpt.pt', weights_only=False) for d in ('split', 'whole'))
+    assert resumed['iter_num'] == 8
+    ema = uninterrupted['ema']
+    for k in ema:  # the moving average resumes too, and is not the last weights
+        assert torch.allclose(resumed['ema'][k], ema[k], atol=1e-6), k
+    assert any(not torch.equal(ema[k], uninterrupted['model'][k]) for k in ema)
+    net = load_checkpoint(tmp_path / 'whole' / 'ckpt.pt')[1]  # what sample.py and eval.py read
+    assert all(torch.equal(v, ema[k]) for k, v in net.state_dict().items())
 
 
 @pytest.mark.parametrize('stage', ['ae', 'composer', 'decoder'])
