@@ -32,6 +32,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from checkpoint import feed_tensor
+
 
 @dataclass
 class Config:
@@ -53,11 +55,12 @@ class Config:
 
 def data_args(meta, data):
     """Model arguments that come from the prepared cache (its training split), not from the config."""
-    frames = np.concatenate([mel[::7] for mel in data['mels']]).astype(np.float32)  # a sparse sample is plenty
+    mels = data['mels'].cpu().numpy()
+    frames = np.concatenate([mels[a:a + n:7] for a, n in zip(data['offsets'], data['lengths'])]).astype(np.float32)  # sparse: plenty
     features = np.log(frames.clip(min=0) + data['floor'])
     return dict(segment_frames=meta['settings']['segment_frames'], n_mels=meta['settings']['n_mels'],
                 mel_mean=round(float(features.mean()), 6), mel_std=round(float(features.std()), 6),
-                mel_max=round(max(float(mel.max()) for mel in data['mels']), 4))
+                mel_max=round(float(mels.max()), 4))
 
 
 class ResBlock(nn.Module):
@@ -111,8 +114,9 @@ class Model(nn.Module):
         self.discriminator = Discriminator(64) if config.gan_weight > 0 else None
 
     def features(self, mel):
-        """log1p mels -> standardised log(mel + floor), what the autoencoder reads and writes."""
-        return (torch.log(mel.clamp(min=0) + self.config.floor) - self.config.mel_mean) / self.config.mel_std
+        """log1p mels (float16 as cached, or float32) -> standardised log(mel + floor) in float32, what the
+        autoencoder reads and writes."""
+        return (torch.log(mel.float().clamp(min=0) + self.config.floor) - self.config.mel_mean) / self.config.mel_std
 
     def encode(self, mel):
         """(B, segment_frames, n_mels) log-mels -> (B, C, h, w) latents."""
@@ -213,22 +217,25 @@ def song_latents(model, key, data_dir, name, device):
 # data: the cached mels of one split, and random three-segment windows from them
 
 def load_data(data_dir, meta, split, config=None):
-    """The split's mels, memory-mapped (a list of (frames, n_mels) float16 arrays), and the segment size."""
-    mels = [np.load(os.path.join(data_dir, 'songs', name, 'mel.npy'), mmap_mode='r') for name in meta['split'][split]]
-    return dict(mels=mels, segment_frames=meta['settings']['segment_frames'], floor=(config or {}).get('floor', Config.floor))
+    """The split's mels, read once: one (frames, n_mels) float16 tensor, the songs end to end and a
+    silent frame (log-mel 0) last, where batches are cut (on the training device when it fits:
+    checkpoint.feed_tensor), each song's first frame and length in it, and the segment size."""
+    config = config or {}
+    songs = [np.load(os.path.join(data_dir, 'songs', name, 'mel.npy'), mmap_mode='r') for name in meta['split'][split]]
+    lengths = np.array([len(mel) for mel in songs])
+    mels = np.concatenate(songs + [np.zeros((1, songs[0].shape[1]), np.float16)])
+    return dict(mels=feed_tensor(mels, config.get('device', 'cpu')), lengths=lengths, offsets=np.cumsum(lengths) - lengths,
+                segment_frames=meta['settings']['segment_frames'], floor=config.get('floor', Config.floor))
 
 
 def get_batch(data, batch_size, rng):
-    """-> dict(window=(B, 3 * segment_frames, n_mels) float32): a segment at a random frame
-    of a random song (songs weighted by length) with the segments before and after it; outside
-    the song is silence."""
-    songs, F_ = data['mels'], data['segment_frames']
-    lengths = np.array([len(mel) for mel in songs])
-    picks = rng.choice(len(songs), size=batch_size, p=lengths / lengths.sum())
-    window = np.zeros((batch_size, 3 * F_, songs[0].shape[1]), dtype=np.float32)
-    for b, s in enumerate(picks):
-        mel = songs[s]
-        start = int(rng.integers(-F_ // 2, len(mel) - F_ // 2)) - F_  # the middle segment may overhang an end
-        lo, hi = max(start, 0), min(start + 3 * F_, len(mel))
-        window[b, lo - start:hi - start] = mel[lo:hi]
-    return dict(window=torch.from_numpy(window))
+    """-> dict(window=(B, 3 * segment_frames, n_mels) float16, the mels as cached): a segment at a
+    random frame of a random song (songs weighted by length) with the segments before and after
+    it; outside the song is silence. One gather, on the device the mels live on."""
+    F_, lengths, mels = data['segment_frames'], data['lengths'], data['mels']
+    picks = rng.choice(len(lengths), size=batch_size, p=lengths / lengths.sum())
+    starts = rng.integers(-F_ // 2, lengths[picks] - F_ // 2) - F_  # (B,) the middle segment may overhang an end
+    frames = starts[:, None] + np.arange(3 * F_)  # (B, 3F)
+    inside = (frames >= 0) & (frames < lengths[picks, None])
+    index = torch.from_numpy(np.where(inside, data['offsets'][picks, None] + frames, len(mels) - 1)).to(mels.device)
+    return dict(window=mels.index_select(0, index.view(-1)).view(*index.shape, -1))

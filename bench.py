@@ -7,6 +7,7 @@ between rows are fair on a noisy machine.
     python bench.py --what=ae             # autoencoder training speed at both sizes, compiled and not, float32 and bfloat16
     python bench.py --what=decoder        # decoder sampling with the key/value cache against without
     python bench.py --what=decoder_train --sizes=synth  # its training step, float32 and bfloat16
+    python bench.py --what=feed           # each stage's batch assembly against its step, at the real configs' shapes
 
 On a CPU whose other core is busy with another process, run it as
 `OMP_WAIT_POLICY=PASSIVE python bench.py ...`: torch's threads spin while they wait for each
@@ -14,10 +15,13 @@ other, and a thread that spins where the busy process needs the core runs everyt
 times slower (docs/notes.md, "Audio maths"). On an idle machine PASSIVE costs about 1.5x, so it is
 not the default.
 """
+import importlib
 import itertools
 import json
 import os
 import runpy
+import subprocess
+import sys
 import time
 from contextlib import nullcontext
 
@@ -29,6 +33,8 @@ import audio
 import decoder
 import prepare
 import synth
+import train
+from checkpoint import load_meta, save_checkpoint
 from configurator import configure
 from lyrics import parse_lyrics
 from train import configure_optimizers
@@ -47,6 +53,12 @@ flow_steps = 8  # decoder: the head's Euler steps per row
 decoder_rows = '128,256,512,1024'  # decoder: song lengths in latent rows (a 60 s synthetic song is about 940)
 reference_rows = 512  # decoder: the longest song the no-cache reference is timed on (it grows as rows squared)
 sizes = 'synth,real'  # model sizes the model benchmarks run (the real decoder is slow on a CPU without the cache)
+feed_dir = 'data/bench-feed'  # feed: a 48 kHz synthetic corpus and its cache at prepare.py's defaults, made once
+feed_songs = 8  # feed: songs of 30-60 s in it
+feed_stages = 'ae,composer,decoder,recogniser'
+step_repeats = 0  # feed: training steps timed per stage after one warm-up; 0 = `repeats` on a GPU, 1 on a CPU
+step_batch = 0  # feed: examples of the batch a timed step runs, its time scaled to the batch; 0 = all on a GPU, 2 on a
+# CPU (the real Decoder's batch of 16 needs more than 24 GB there)
 # -----------------------------------------------------------------------------
 
 # model sizes: (name, prepare config giving the data's shape or None for prepare.py's defaults, train config)
@@ -145,9 +157,9 @@ def model_config(stage, prepare_config, train_config):
     return stage.Config(**args), config['batch_size']
 
 
-def bench_training(net, batch, steps, dtype):
+def bench_training(net, batch, steps, dtype, warmup=2):
     """Seconds per training step (forward under autocast in dtype, backward, AdamW), median over `steps`
-    after two warm-up steps."""
+    after `warmup` steps."""
     device_type = 'cuda' if device.startswith('cuda') else 'cpu'
     optimizer = configure_optimizers(net, 0.0, 1e-4, (0.9, 0.99), device_type)
     ctx = nullcontext() if dtype == 'float32' else torch.autocast(device_type, dtype=getattr(torch, dtype))
@@ -158,7 +170,7 @@ def bench_training(net, batch, steps, dtype):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    timed(step, 2)
+    timed(step, warmup)
     return timed(step, steps)[0]
 
 
@@ -277,9 +289,70 @@ def decoder_generate(net, first, conds, use_cache):
     return net.generate(first, *conds, flow_steps=flow_steps, cfg_scale=cfg_scale, use_cache=use_cache)
 
 
+def feed_corpus():
+    """feed_dir/dataset (synth.py at 48 kHz) cached in feed_dir/data at prepare.py's defaults, the
+    real configs' shapes; made once (scripts run as a user runs them) -> (data_dir, meta)."""
+    data_dir = os.path.join(feed_dir, 'data')
+    if not os.path.exists(os.path.join(data_dir, 'meta.json')):
+        dataset = os.path.join(feed_dir, 'dataset')
+        for args in (['synth.py', f'--out_dir={dataset}', f'--n_songs={feed_songs}', '--sample_rate=48000'],
+                     ['prepare.py', f'--dataset_dir={dataset}', f'--data_dir={data_dir}', '--val_fraction=0.25']):
+            subprocess.run([sys.executable, *args], check=True)
+    return data_dir, load_meta(data_dir)
+
+
+def feed_stage(name, data_dir, meta):
+    """One stage at its real config (config/train_<name>.py): untrained, saved as feed_dir/<name>.pt
+    for the stages after it to read -> (batch-assembly seconds, step seconds, batch size, where the data lives)."""
+    stage = importlib.import_module(name)
+    config = {f: getattr(stage.Config, f) for f in stage.Config.__dataclass_fields__}
+    config.update(style_model=train.style_model, style_tokens=train.style_tokens, device=device)
+    config.update({k: v for k, v in runpy.run_path(f'config/train_{name}.py').items() if not k.startswith('_')})
+    config.update(data_dir=data_dir, ae_ckpt=os.path.join(feed_dir, 'ae.pt'), composer_ckpt=os.path.join(feed_dir, 'composer.pt'))
+    data = stage.load_data(data_dir, meta, 'train', config)
+    model_args = {f: config[f] for f in stage.Config.__dataclass_fields__}
+    model_args.update(stage.data_args(meta, data))
+    torch.manual_seed(seed)
+    net = stage.Model(stage.Config(**model_args)).to(device)
+    save_checkpoint(dict(stage=name, model=net.state_dict(), model_args=model_args, config=config, iter_num=0,
+                         best_val_loss=float('inf'), data_settings=meta['settings']), os.path.join(feed_dir, f'{name}.pt'))
+    B = batch_size or config['batch_size']
+    t_batch, (batch, *_) = timed(lambda run: train.to_device(stage.get_batch(data, B, np.random.default_rng([seed, run])),
+                                                             device), repeats)
+    steps = step_repeats or (repeats if device.startswith('cuda') else 1)
+    b = min(B, step_batch or (B if device.startswith('cuda') else 2))
+    t_step = bench_training(net, {k: x[:b] for k, x in batch.items()}, steps, train.dtype, warmup=1) * B / b
+    where = sorted({str(x.device) for x in tensors(data)}) or ['per batch']  # where batches are cut from
+    return t_batch, t_step, B, b, ','.join(where)
+
+
+def tensors(data):
+    """The tensors in a stage's data, in its dicts too."""
+    if isinstance(data, torch.Tensor):
+        return [data]
+    return [x for v in data.values() for x in tensors(v)] if isinstance(data, dict) else []
+
+
+def bench_feed():
+    data_dir, meta = feed_corpus()
+    rows = [(name, *feed_stage(name, data_dir, meta)) for name in feed_stages.split(',')]
+    print(f"\nbatch assembly (get_batch and the copy to {device}) against a training step, real configs' shapes, "
+          f"{train.dtype}, {threads()}, median of {repeats} batches; steps: median of "
+          f"{step_repeats or (repeats if device.startswith('cuda') else 1)} after one warm-up\n")
+    print(f"{'stage':11s} {'batch':>5s} {'stepped':>7s} {'data on':10s} {'batch ms':>9s} {'step ms':>10s} {'share':>6s}")
+    figures = {}
+    for name, t_batch, t_step, B, b, where in rows:
+        print(f"{name:11s} {B:5d} {b:7d} {where:10s} {t_batch * 1000:9.2f} {t_step * 1000:10.1f} {t_batch / t_step:6.1%}")
+        figures.update({f'{name}_batch_ms': round(t_batch * 1000, 3), f'{name}_step_ms': round(t_step * 1000, 1),
+                        f'{name}_batch_share': round(t_batch / t_step, 4)})
+    print("stepped: the examples a timed step ran; its time is scaled to the whole batch (a step's time grows with it)")
+    print(json.dumps(figures))
+
+
 if __name__ == '__main__':
     configure(globals())
-    benches = {'dsp': bench_dsp, 'ae': bench_ae, 'decoder': bench_decoder, 'decoder_train': bench_decoder_train}
+    benches = {'dsp': bench_dsp, 'ae': bench_ae, 'decoder': bench_decoder, 'decoder_train': bench_decoder_train,
+               'feed': bench_feed}
     if what not in benches:
         raise SystemExit(f"--what={what} is not a benchmark; choose one of {', '.join(benches)}")
     torch.manual_seed(seed)

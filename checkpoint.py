@@ -47,6 +47,17 @@ def load_checkpoint(path, device='cpu', stage=None):
     return checkpoint, net.to(device).eval()
 
 
+def feed_tensor(x, device):
+    """Data that a stage cuts its batches from, loaded once: on a GPU it lives in the GPU's memory when it
+    takes at most a quarter of what is free there (batches are then cut where the model trains), else in
+    pinned host memory, whose copies to the GPU overlap with compute; elsewhere it stays in host memory."""
+    x = torch.as_tensor(x)
+    if not str(device).startswith('cuda'):
+        return x
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return x.to(device) if x.nbytes <= free // 4 else x.pin_memory()
+
+
 def save_checkpoint(checkpoint, path):
     """Write to a temporary file, then rename: a run killed mid-write leaves the last checkpoint whole."""
     torch.save(checkpoint, path + '.tmp')

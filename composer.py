@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 import style as style_encoder
 from audio import frame_rate
+from checkpoint import feed_tensor
 from lyrics import (BLOCK_COLUMNS, END, FINISH, KIND, KINDS, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP, rhythm,
                     song_pulse, syllable_steps)
 from lyrics import class_seconds as class_seconds_middle
@@ -228,7 +229,11 @@ def load_data(data_dir, meta, split, config):
     if unaligned:  # prepare.py gave their syllables an even share of each line
         print(f"composer: {unaligned} of {len(songs)} {split} songs have no aligned syllables (prepare.py "
               f"--align_ckpt=<recogniser>): the rhythm learnt from them is an even share, and they have no pulse")
-    return dict(songs=songs, styles=styles)
+    feed = collate(songs, styles)  # every song, padded once: get_batch cuts its batches from it
+    feed.update(style_rows=torch.tensor([s['style'] for s in songs]), style=styles['embeddings'], style_mask=styles['mask'])
+    device = config.get('device', 'cpu')
+    return dict(songs=songs, styles=styles, feed={k: feed_tensor(x, device) for k, x in feed.items()},
+                n_blocks=np.array([len(s['table']) for s in songs]), n_lyrics=np.array([len(s['lyrics'][0]) for s in songs]))
 
 
 def data_args(meta, data):
@@ -283,5 +288,13 @@ def collate(songs, styles, style_rows=None):
 
 
 def get_batch(data, batch_size, rng):
+    """Random songs, padded to the longest of them, as collate pads them: cut from every song padded once
+    (load_data's feed), on the device the feed lives on."""
     picks = rng.choice(len(data['songs']), size=batch_size)
-    return collate([data['songs'][i] for i in picks], data['styles'])
+    T, L = data['n_blocks'][picks].max(), data['n_lyrics'][picks].max()
+    feed = data['feed']
+    index = torch.from_numpy(picks).to(feed['table'].device)
+    batch = {k: feed[k][index, :T] for k in ('table', 'tokens', 'lines', 'steps')}  # (B, T, ...)
+    batch.update({k: feed[k][index, :L] for k in ('lyrics', 'lyric_roles', 'lyric_lines')})  # (B, L)
+    rows = feed['style_rows'][index]
+    return dict(batch, pulse=feed['pulse'][index], style=feed['style'][rows], style_mask=feed['style_mask'][rows])

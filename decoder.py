@@ -39,7 +39,7 @@ import torch.nn.functional as F
 import ae
 import composer
 from audio import frame_rate
-from checkpoint import checkpoint_key, load_stages
+from checkpoint import checkpoint_key, feed_tensor, load_stages
 from lyrics import KIND, LINE, N_TOKENS, START, syllable_parts
 from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
 
@@ -266,11 +266,12 @@ def silence_row(ae_model, settings, device):
 def load_data(data_dir, meta, split, config):
     """Every song of the split that has lyrics: its latent rows and the plan at each row (with the
     frozen Composer's block embeddings over its plan, in its own style), and the style table.
-    The style encoder is the Composer's (its checkpoint names it)."""
+    The style encoder is the Composer's (its checkpoint names it). The feed that batches are cut
+    from holds the same, every song end to end (on the training device when it fits)."""
     device = config['device']
     ae_model, composer_model, composer_config = load_stages(config['ae_ckpt'], config['composer_ckpt'], meta['settings'],
                                                             f"{data_dir}/meta.json", device)
-    plans = composer.load_data(data_dir, meta, split, composer_config)
+    plans = composer.load_data(data_dir, meta, split, dict(composer_config, device=device))
     ae_key = checkpoint_key(config['ae_ckpt'])  # once: hashing the file per song would cost more than encoding
     settings = meta['settings']
     fps = frame_rate(settings)
@@ -287,7 +288,24 @@ def load_data(data_dir, meta, split, config):
         rows = plan_rows(song['table'], song['tokens'], np.load(onsets), len(latents), row_frames, fps)
         songs.append(dict(name=song['name'], latents=latents, table=song['table'], tokens=song['tokens'], plan=plan,
                           style=song['style'], rows=[torch.from_numpy(r) for r in rows]))
-    return dict(songs=songs, styles=plans['styles'], silence=silence_row(ae_model, settings, device),
+    styles = plans['styles']
+    P = max(len(s['table']) for s in songs)
+    plan = torch.zeros(len(songs), P, composer_model.config.n_embd)  # (songs, P, composer_dim), 0-padded
+    for i, s in enumerate(songs):
+        plan[i, :len(s['plan'])] = s['plan']
+    latents = torch.cat([s['latents'] for s in songs])  # (all rows, row_dim)
+    lengths = np.array([len(s['latents']) for s in songs])
+    for s, z in zip(songs, torch.split(latents, lengths.tolist())):
+        s['latents'] = z  # a view: the rows are kept once on the host
+    # the rows end to end, then one row that pads a batch: silence, and no block, time or syllable
+    feed = dict(latents=torch.cat([latents, silence_row(ae_model, settings, device)[None]]),
+                row_block=torch.cat([s['rows'][0] for s in songs] + [torch.zeros(1)]).long(),
+                row_time=torch.cat([s['rows'][1] for s in songs] + [torch.zeros(1, 2)]).float(),
+                row_syllable=torch.cat([s['rows'][2] for s in songs] + [torch.zeros(1)]).long(), plan=plan,
+                plan_mask=torch.arange(P) < torch.tensor([len(s['table']) for s in songs])[:, None],
+                style_rows=torch.tensor([s['style'] for s in songs]), style=styles['embeddings'], style_mask=styles['mask'])
+    return dict(songs=songs, styles=styles, feed={k: feed_tensor(x, device) for k, x in feed.items()},
+                lengths=lengths, offsets=np.cumsum(lengths) - lengths,
                 latent_shape=ae_model.latent_shape, composer_dim=composer_model.config.n_embd,
                 frames_per_second=fps, segment_frames=settings['segment_frames'], row_frames=row_frames,
                 block_size=config['block_size'])
@@ -301,41 +319,34 @@ def data_args(meta, data):
 
 def collate(data, windows, plans=None):
     """windows: (song index, first row, n_rows) -> a dict of batch tensors named as Model.forward's
-    arguments. plans: a song index per window whose plan and style to use instead of its own."""
-    songs, styles = data['songs'], data['styles']
-    B, T = len(windows), max(n for _, _, n in windows)
-    P = max(len(s['table']) for s in songs)
-    batch = dict(latents=data['silence'].repeat(B, T + 1, 1),  # (B, T + 1, row_dim): padding is silence
-                 positions=torch.zeros(B, T, dtype=torch.long), mask=torch.zeros(B, T, dtype=torch.bool),
-                 row_block=torch.zeros(B, T, dtype=torch.long), row_time=torch.zeros(B, T, 2),
-                 row_syllable=torch.zeros(B, T, dtype=torch.long),
-                 plan=torch.zeros(B, P, data['composer_dim']), plan_mask=torch.zeros(B, P, dtype=torch.bool))
-    style_rows = []
-    for b, (i, start, n) in enumerate(windows):
-        z, source = songs[i]['latents'], songs[i if plans is None else plans[b]]
-        n_real = max(0, min(n, len(z) - start))  # a window may run past its song: silence there, masked
-        batch['latents'][b, 1:n_real + 1] = z[start:start + n_real]
-        if start > 0:
-            batch['latents'][b, 0] = z[start - 1]
-        batch['positions'][b, :n] = torch.arange(start, start + n)
-        batch['mask'][b, :n_real] = True
-        for key, r in zip(('row_block', 'row_time', 'row_syllable'), source['rows']):
-            m = max(0, min(n, len(r) - start))
-            batch[key][b, :m] = r[start:start + m]
-            batch[key][b, m:n] = r[-1]  # past the plan's rows: its last (the end marker)
-        p = len(source['table'])
-        batch['plan'][b, :p], batch['plan_mask'][b, :p] = source['plan'], True
-        style_rows.append(source['style'])
-    style_rows = torch.tensor(style_rows)
-    return dict(batch, style=styles['embeddings'][style_rows], style_mask=styles['mask'][style_rows])
+    arguments, cut from the feed by row indices (gathers on the device it lives on). plans: a song
+    index per window whose plan and style to use instead of its own. A window may run past its song:
+    silence there, masked; its plan's rows past the plan's end are the plan's last (the end marker)."""
+    feed, lengths, offsets = data['feed'], data['lengths'], data['offsets']
+    songs, starts, n = (np.array(x) for x in zip(*windows))  # (B,) each
+    sources = songs if plans is None else np.asarray(plans)
+    k = np.arange(-1, n.max())  # the row before the window, then its rows
+    row = starts[:, None] + k  # (B, T + 1) rows of the song
+    real = (row >= 0) & (row < lengths[songs, None]) & (k < n[:, None])
+    pad = len(feed['latents']) - 1  # the padding row
+    latent_index = np.where(real, offsets[songs, None] + row, pad)
+    inside = k[1:] < n[:, None]  # (B, T) the plan at each row, from the source song: its last row past its end
+    plan_index = np.where(inside, offsets[sources, None] + row[:, 1:].clip(0, lengths[sources, None] - 1), pad)
+    device = feed['latents'].device
+    gather = lambda name, index: feed[name].index_select(0, index.view(-1)).view(*index.shape, *feed[name].shape[1:])
+    latent_index, plan_index, sources = (torch.from_numpy(x).to(device) for x in (latent_index, plan_index, sources))
+    rows = feed['style_rows'][sources]
+    return dict(latents=gather('latents', latent_index),  # (B, T + 1, row_dim)
+                positions=torch.from_numpy(np.where(inside, row[:, 1:], 0)).to(device),
+                mask=torch.from_numpy(real[:, 1:]).to(device), row_block=gather('row_block', plan_index),
+                row_time=gather('row_time', plan_index), row_syllable=gather('row_syllable', plan_index),
+                plan=feed['plan'][sources], plan_mask=feed['plan_mask'][sources],
+                style=feed['style'][rows], style_mask=feed['style_mask'][rows])
 
 
 def get_batch(data, batch_size, rng):
     """Windows of up to block_size rows from random songs (weighted by length)."""
-    lengths = np.array([len(s['latents']) for s in data['songs']])
+    lengths = data['lengths']
     picks = rng.choice(len(lengths), size=batch_size, p=lengths / lengths.sum())
-    windows = []
-    for i in picks:
-        n = min(lengths[i], data['block_size'])
-        windows.append((int(i), int(rng.integers(0, lengths[i] - n + 1)), int(n)))
-    return collate(data, windows)
+    n = np.minimum(lengths[picks], data['block_size'])
+    return collate(data, list(zip(picks, rng.integers(0, lengths[picks] - n + 1), n)))

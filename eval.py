@@ -95,8 +95,9 @@ def eval_ae(net, meta, data_dir, device):
 def eval_composer(net, meta, data_dir, device, checkpoint):
     """Teacher-forced accuracies on the validation songs (also with every song's style swapped for
     another style's), and plans sampled for their lyrics against their real form."""
-    data = composer.load_data(data_dir, meta, 'val', checkpoint['config'])
-    train = composer.load_data(data_dir, meta, 'train', checkpoint['config'])
+    config = dict(checkpoint['config'], device=device)
+    data = composer.load_data(data_dir, meta, 'val', config)
+    train = composer.load_data(data_dir, meta, 'train', config)
     songs, styles = data['songs'], data['styles']
     train_table = np.concatenate([s['table'] for s in train['songs']])
     placed_classes = train_table[train_table[:, KIND] != STOP, LENGTH]

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from ae import song_latents
 from audio import frame_rate
-from checkpoint import check_settings, checkpoint_key, load_checkpoint
+from checkpoint import check_settings, checkpoint_key, feed_tensor, load_checkpoint
 from lyrics import END, GAP, INITIALS, KIND, LINE, N_TOKENS, SPECIALS, START, even_onsets, split_syllable, vocabulary
 
 
@@ -314,8 +314,19 @@ def load_data(data_dir, meta, split, config=None):
         raise SystemExit(f"no LRC-timed lyric line in the {split} split of {data_dir}: the recogniser learns from "
                          f"songs whose lyrics.txt has a time stamp on every line")
     by_length = np.argsort([hi - lo for _, lo, hi, *_ in lines], kind='stable')  # for get_batch's groups
-    return dict(mels=mels, recons=recons, lines=lines, gaps=gaps, by_length=by_length,
+    return dict(mel_feed(mels, recons, config.get('device', 'cpu')), lines=lines, gaps=gaps, by_length=by_length,
                 floor=config.get('floor', Config.floor), recon_share=config.get('recon_share', Config.recon_share))
+
+
+def mel_feed(mels, recons, device):
+    """Songs' mels and their reconstructions ([] or one per song), float16 arrays (frames, n_mels) ->
+    the feed that get_batch cuts crops from: one tensor, the songs end to end, then the reconstructions
+    (a few frames shorter, some), then a silent frame that pads a batch; and the arrays again as views."""
+    lengths = np.array([len(mel) for mel in mels + recons])
+    feed = np.concatenate(mels + recons + [np.zeros((1, mels[0].shape[1]), np.float16)])
+    pieces = np.split(feed[:-1], np.cumsum(lengths)[:-1])  # views: each frame is kept once
+    return dict(mels=pieces[:len(mels)], recons=pieces[len(mels):], feed=feed_tensor(feed, device),
+                lengths=lengths, offsets=np.cumsum(lengths) - lengths)
 
 
 def data_args(meta, data):
@@ -333,13 +344,14 @@ def get_batch(data, batch_size, rng):
     one in ten a stretch of a gap instead, where it must read nothing. From the real mel or (if
     loaded, recon_share of the time) the autoencoder's reconstruction. The lines of a batch come from one
     of the groups of BUCKET_LINES lines of about the same length (each line as likely as
-    before): random lines leave 40% of a batch padding, and that much of a step's time wasted."""
-    lines, gaps, order = data['lines'], data['gaps'], data['by_length']
+    before): random lines leave 40% of a batch padding, and that much of a step's time wasted.
+    The crops are cut from the feed in one gather, on the device it lives on, as cached (float16)."""
+    lines, gaps, order, n_songs = data['lines'], data['gaps'], data['by_length'], len(data['mels'])
     n_buckets = max(1, len(order) // BUCKET_LINES)
     k = int(rng.integers(n_buckets))
     bucket = order[k * len(order) // n_buckets:(k + 1) * len(order) // n_buckets]
-    mels, targets = [], []
-    for _ in range(batch_size):
+    first, length, targets = np.zeros(batch_size, np.int64), np.zeros(batch_size, np.int64), []
+    for i in range(batch_size):  # only the draws, a few microseconds each, in the order that makes a seed's batches
         song, lo, hi, start, end, target = lines[bucket[rng.integers(len(bucket))]]
         a, b = int(rng.integers(lo, start + 1)), int(rng.integers(end, hi + 1))
         if gaps and rng.random() < 0.1:  # a stretch of a gap as long as the line's crop, where it fits
@@ -347,8 +359,14 @@ def get_batch(data, batch_size, rng):
             n = min(b - a, hi - lo)
             a = int(rng.integers(lo, hi - n + 1))
             b, target = a + n, []
-        source = data['recons'] if data['recons'] and rng.random() < data['recon_share'] else data['mels']
-        mels.append(torch.from_numpy(source[song][a:b].astype(np.float32)))
-        targets.append(torch.tensor(target, dtype=torch.long))
-    return dict(mel=pad(mels), mel_lengths=torch.tensor([len(m) for m in mels]),
-                units=pad(targets), unit_lengths=torch.tensor([len(t) for t in targets]))
+        piece = song + n_songs * bool(data['recons'] and rng.random() < data['recon_share'])  # the song or its reconstruction
+        first[i], length[i] = data['offsets'][piece] + a, max(0, min(b, data['lengths'][piece]) - a)
+        targets.append(target)
+    feed = data['feed']
+    t = np.arange(length.max())
+    index = torch.from_numpy(np.where(t < length[:, None], first[:, None] + t, len(feed) - 1)).to(feed.device)  # (B, T)
+    unit_lengths = np.array([len(u) for u in targets])
+    units = np.zeros((batch_size, unit_lengths.max()), np.int64)
+    units[np.arange(units.shape[1]) < unit_lengths[:, None]] = [u for target in targets for u in target]
+    return dict(mel=feed.index_select(0, index.view(-1)).view(*index.shape, -1), mel_lengths=torch.from_numpy(length),
+                units=torch.from_numpy(units), unit_lengths=torch.from_numpy(unit_lengths))

@@ -89,6 +89,14 @@ def get_lr(it):
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
 
 
+def to_device(batch, device):
+    """A batch (a dict of tensors) on the training device; from host memory through pinned memory, so that
+    the copy overlaps with compute; tensors already there stay."""
+    if not device.startswith('cuda'):
+        return {k: x.to(device) for k, x in batch.items()}
+    return {k: (x.pin_memory() if x.device.type == 'cpu' else x).to(device, non_blocking=True) for k, x in batch.items()}
+
+
 def configure_optimizers(net, weight_decay, learning_rate, betas, device_type):
     """AdamW with weight decay on matrices, kernels and embeddings, not on biases and norms; fused on CUDA."""
     params = [p for p in net.parameters() if p.requires_grad]
@@ -135,10 +143,7 @@ if __name__ == '__main__':
     data = {split: stage.load_data(data_dir, meta, split, config) for split in ('train', 'val')}
 
     def get_batch(split, rng):
-        batch = stage.get_batch(data[split], batch_size, rng)  # a dict named as the model's forward arguments
-        if device_type == 'cuda':  # pinned memory lets the copy overlap with compute
-            return {k: x.pin_memory().to(device, non_blocking=True) for k, x in batch.items()}
-        return {k: x.to(device) for k, x in batch.items()}
+        return to_device(stage.get_batch(data[split], batch_size, rng), device)  # named as the model's forward arguments
 
     # model: from scratch, or from the checkpoint in out_dir
     iter_num, best_val_loss = 0, 1e9

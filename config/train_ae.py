@@ -16,4 +16,5 @@ min_lr = 1e-4
 eval_interval = 2000
 eval_iters = 50
 log_interval = 50
+# compile and dtype: train.py's defaults on a GPU, torch.compile and bfloat16 (the synthetic runs: the same losses)
 gan_weight = 0.0  # 0.1 adds the patch discriminator with feature matching

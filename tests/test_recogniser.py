@@ -86,8 +86,8 @@ def test_reconstructions_are_read_in_training(tiny_stages, tiny_data):
 
 def test_recon_share_sets_how_many_lines_come_from_reconstructions():
     lines = [(0, 0, 100, 10, 90, [1, 2])]
-    data = dict(mels=[np.zeros((100, 4), np.float16)], recons=[np.ones((100, 4), np.float16)], lines=lines, gaps=[],
-                by_length=np.arange(1))
+    data = dict(recogniser.mel_feed([np.zeros((100, 4), np.float16)], [np.ones((100, 4), np.float16)], 'cpu'),
+                lines=lines, gaps=[], by_length=np.arange(1))
     for share in (0.0, 0.25, 1.0):
         rng = np.random.default_rng(0)
         read = [recogniser.get_batch(dict(data, recon_share=share), 16, rng)['mel'][:, 0, 0] for _ in range(50)]
@@ -101,7 +101,7 @@ def test_batches_group_lines_of_one_length():
     lengths = rng.integers(200, 800, size=4 * recogniser.BUCKET_LINES)
     lines = [(0, 0, int(n), 50, int(n) - 50, [1, 2]) for n in lengths]  # (song, lo, hi, start, end, units)
     gaps = [(0, 0, 130, 65, 65, [])]
-    data = dict(mels=[np.zeros((800, 4), np.float16)], recons=[], lines=lines, gaps=gaps,
+    data = dict(recogniser.mel_feed([np.zeros((800, 4), np.float16)], [], 'cpu'), lines=lines, gaps=gaps,
                 by_length=np.argsort(lengths, kind='stable'))
     useful = []
     for _ in range(400):
