@@ -1,9 +1,17 @@
 """
-The embedded default corpus: short synthetic songs whose audio really follows their lyrics and
-style, so that every stage can be run and tested without real data.
+The embedded default corpus: synthetic songs whose audio really follows their lyrics and style,
+so that every stage can be run and tested without real data.
 
-    python synth.py                          # 1000 songs of 30-60 s at 16 kHz in dataset/synth/
+    python synth.py                          # 700 songs at 16 kHz in dataset/synth/: 4 in 5 of 30-60 s, 1 in 5 of 2.5-4 min
     python synth.py --n_songs=8 --seed=7
+
+It sings the language, not a sample of it: a line's syllables are drawn, most of them, evenly
+from every tonal syllable that the 3,755 most common characters (GB2312 level 1) are read as, in
+any of their readings (about 1,270; common_syllables), each spelt by a character or a word that
+pypinyin reads that way (spellers); the rest are common characters drawn evenly. What is sung is
+what lyrics.tokenize reads in the line, as prepare.py will. `held_out` names syllables that no
+song sings: new lyrics that use them measure what the models make of syllables never heard.
+The run ends with the coverage: how many of the common syllables are sung, and the fewest times.
 
 Each song folder gets audio.wav, lyrics.txt (section headers + LRC stamps that match the audio)
 and style.txt. What is in the audio:
@@ -11,28 +19,40 @@ and style.txt. What is in the audio:
   follows the melody and the syllable's tone, shaped by the vowel's formants plus a singer's
   formant near 2.9 kHz), with an onset noise or murmur chosen by the syllable's initial;
 - a song form: intro, verses, a chorus whose words and melody repeat (higher and louder), a
-  bridge and an outro, with gaps between phrases;
+  bridge and an outro, with gaps between phrases; a whole song of a few minutes has a third verse,
+  instrumental breaks and a last chorus sung twice (song_form);
 - a style (STYLES): tempo, voice register and brightness, backing instrument, drum pattern.
 The backing (chords, bass, drums) is low-passed at BACKING_MAX_HZ, so energy above
 VOICE_BAND_HZ comes from the voice alone: eval.py and the tests measure where it sings from that.
 """
+import functools
 import os
+from collections import Counter
 from multiprocessing import Pool
 
 import numpy as np
 import soundfile as sf
+from pypinyin import Style, lazy_pinyin, pinyin
+from pypinyin.phrases_dict import phrases_dict
+from pypinyin.pinyin_dict import pinyin_dict
 from tqdm import tqdm
 
 from configurator import configure
-from lyrics import tokenize
+from lyrics import parse_lyrics, tokenize
 
 # -----------------------------------------------------------------------------
 out_dir = 'dataset/synth'
-n_songs = 1000  # the Decoder needs many songs to generalise: 40 -> 300 -> 1000 (README, "The decoder")
+n_songs = 700  # 140 of them whole songs: 885 minutes of audio, 18% more than 1000 songs of 30-60 s
 seed = 1337
 sample_rate = 16000
 min_seconds = 30.0  # song length range; the form is trimmed to a length drawn from it
 max_seconds = 60.0
+long_share = 0.2  # the share of whole songs, whose length range is the next two
+long_min_seconds = 150.0
+long_max_seconds = 240.0
+even_share = 0.75  # the share of a line's syllables drawn evenly from the common syllables; the rest: common characters
+held_out = 'hao3 kuai4 xue2 zhuang1 qing2 lv4 shui3 feng1 chuan2 mei3 nian2 gei3 zou3 xiang1 dui4 ren4 shen1 ' \
+           'kan4 pao3 yue4'  # tonal syllables no song sings ('' for none); each initial, final and tone is sung elsewhere
 num_workers = 2
 # -----------------------------------------------------------------------------
 
@@ -54,10 +74,68 @@ STYLES = {
                  kick=[0, 6, 8, 10], snare=[4, 12], hat=[0, 2, 4, 6, 8, 10, 12, 14]),
 }
 
-# common characters the lyrics are drawn from (meaningless lines, real syllables)
-HANZI = ('我你他她们的是在有不这人心天爱梦风雨花月夜光星海山水云路时间家远近走来去说想看听唱'
-         '歌声音乐春夏秋冬日年生活美好快乐长大回忆等待相信未来希望温柔眼泪笑容城市街头灯火'
-         '窗外清晨黄昏流浪故乡朋友孤单自由飞翔梦想青春岁月永远一起再见思念心跳呼吸世界银行')
+
+
+def reading(text):
+    """The tonal syllables pypinyin reads a text as, in context (as lyrics.tokenize does for Hanzi)."""
+    return lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
+
+
+@functools.lru_cache(maxsize=1)
+def common_characters():
+    """The 3,755 characters of GB2312 level 1, the most common in Mandarin text."""
+    codes = [bytes([row, col]) for row in range(0xB0, 0xD8) for col in range(0xA1, 0xFF)]
+    return [code.decode('gb2312') for code in codes if code < b'\xd7\xfa']  # the last row ends at F9
+
+
+@functools.lru_cache(maxsize=1)
+def common_syllables():
+    """Every tonal syllable the common characters are read as, in any reading pypinyin gives: about 1,270."""
+    return sorted({s for c in common_characters()
+                   for s in pinyin(c, style=Style.TONE3, heteronym=True, neutral_tone_with_five=True)[0]})
+
+
+@functools.lru_cache(maxsize=1)
+def spellers():
+    """Tonal syllable -> texts that pypinyin reads as it, for the common syllables: the common characters
+    read that way alone; for a syllable that is only another reading of its characters, the two- and
+    three-character words of pypinyin's phrase list (of common characters) that read one that way; for
+    the few left, any character read that way alone. A few dozen rare readings have none."""
+    wanted = set(common_syllables())
+    found = {}
+    for c in common_characters():
+        found.setdefault(reading(c)[0], []).append(c)
+    common = set(common_characters())
+    for phrase in phrases_dict:
+        if len(phrase) in (2, 3) and set(phrase) <= common:
+            for s in set(reading(phrase)) & wanted:
+                if s not in found or not found[s][0] in common:  # a word only where no character reads it alone
+                    found.setdefault(s, []).append(phrase)
+    for code in pinyin_dict:
+        c = chr(code)
+        if '\u4e00' <= c <= '\u9fff' and c not in common and (s := reading(c)[0]) in wanted and s not in found:
+            found[s] = [c]
+    return {s: found[s] for s in sorted(wanted) if s in found}
+
+
+def draw_line(rng, n, held_out):
+    """A line of lyrics of at least n syllables, none of them in held_out: each piece a speller of a
+    common syllable drawn evenly (even_share of them) or a common character."""
+    table, chars = spellers(), common_characters()
+    syllables = [s for s in table if s not in held_out]
+    for _ in range(100):  # a held-out syllable read in context (a word across two pieces) redraws the line
+        line = ''
+        while len(reading(line)) < n:
+            if rng.random() < even_share:
+                options = table[syllables[rng.integers(len(syllables))]]
+                piece = options[rng.integers(len(options))]
+            else:
+                piece = chars[rng.integers(len(chars))]
+            if not held_out & set(reading(piece)):
+                line += piece
+        if not held_out & set(tokenize(line)):
+            return line
+    raise RuntimeError(f"could not draw a line without {sorted(held_out)}")
 
 # vowel formants (F1, F2, F3) in Hz; 'r' is the apical vowel after z/c/s/zh/ch/sh/r
 VOWELS = {'a': (800, 1250, 2600), 'o': (500, 900, 2500), 'e': (520, 1350, 2550), 'i': (300, 2300, 3000),
@@ -202,34 +280,49 @@ def backing(style, bars, chords, seconds, sr, rng):
 
 
 def song_form(rng, beat, target_seconds):
-    """Sections [(role, n_lines or n_bars)], trimmed step by step until the song fits target_seconds."""
+    """Sections [(role, syllables of each line) or (role, bars)] of at most target_seconds: intro, verse,
+    chorus, verse, chorus, bridge, chorus, outro, and for a whole song of a few minutes instrumental
+    breaks, a third verse and a last chorus sung twice; trimmed step by step, the whole song's parts
+    first, until the song fits."""
     n_chars = lambda: int(rng.integers(5, 10))
-    verse1, verse2, chorus = ([n_chars() for _ in range(4)] for _ in range(3))
-    bridge = [n_chars() for _ in range(2)]
-    form = dict(intro=2, verse1=4, chorus=4, verse2=4, bridge=2, outro=2, repeats=3)
+    verse1, verse2, verse3 = ([n_chars() for _ in range(8)] for _ in range(3))
+    chorus, bridge = [n_chars() for _ in range(6)], [n_chars() for _ in range(4)]
+    form = dict(intro=4, verse1=8, chorus=6, break1=4, verse2=8, bridge=4, break2=8, verse3=8, last=2, outro=4)
+
+    def sections(form):
+        out = [('intro', form['intro']), ('verse', verse1[:form['verse1']]), ('chorus', chorus[:form['chorus']])]
+        if form['break1']:
+            out += [('inst', form['break1'])]
+        if form['verse2']:
+            out += [('verse', verse2[:form['verse2']]), ('chorus', chorus[:form['chorus']])]
+        out += [('bridge', bridge[:form['bridge']])]
+        if form['break2']:
+            out += [('inst', form['break2'])]
+        if form['verse3']:
+            out += [('verse', verse3[:form['verse3']])]
+        last = form['last'] or (0 if form['verse2'] else 1)  # a short song with one verse still ends on its chorus
+        return out + [('chorus', chorus[:form['chorus']])] * last + [('outro', form['outro'])]
 
     def seconds(form):
-        lines = (verse1[:form['verse1']] + verse2[:form['verse2']] + chorus[:form['chorus']] * form['repeats']
-                 + bridge[:form['bridge']])
-        return ((form['intro'] + form['outro']) * 4 + sum(0.5 * n + 1.0 + 2.0 for n in lines)) * beat
+        bars = sum(n for role, n in sections(form) if role in ('intro', 'inst', 'outro'))
+        lines = [n for role, content in sections(form) if role not in ('intro', 'inst', 'outro') for n in content]
+        return (bars * 4 + sum(0.5 * n + 1.0 + 2.0 for n in lines)) * beat
 
-    steps = [('verse2', 2), ('chorus', 2), ('verse1', 2), ('bridge', 1), ('repeats', 2), ('verse2', 0),
+    steps = [('verse3', 4), ('break2', 4), ('verse3', 0), ('last', 1), ('verse1', 6), ('verse2', 6), ('break2', 0),
+             ('intro', 2), ('outro', 2), ('bridge', 2), ('chorus', 4), ('verse1', 4), ('verse2', 4), ('break1', 0),
+             # the short song's form is reached; then
+             ('verse2', 2), ('chorus', 2), ('verse1', 2), ('bridge', 1), ('last', 0), ('verse2', 0),
              ('intro', 1), ('outro', 1), ('verse1', 1), ('chorus', 1)]
     for key, value in steps:
         if seconds(form) <= target_seconds:
             break
         form[key] = value
-    sections = [('intro', form['intro']), ('verse', verse1[:form['verse1']]), ('chorus', chorus[:form['chorus']])]
-    if form['verse2']:
-        sections += [('verse', verse2[:form['verse2']]), ('chorus', chorus[:form['chorus']])]
-    sections += [('bridge', bridge[:form['bridge']])]
-    if form['repeats'] == 3 or not form['verse2']:
-        sections += [('chorus', chorus[:form['chorus']])]
-    return sections + [('outro', form['outro'])]
+    return sections(form)
 
 
-def make_song(index, seed, sample_rate, min_seconds, max_seconds):
-    """Render song `index` -> (waveform, lyrics.txt text, style text). Deterministic."""
+def make_song(index, seed, sample_rate, min_seconds, max_seconds, held_out=frozenset()):
+    """Render song `index` -> (waveform, lyrics.txt text, style text). Deterministic. No line sings a
+    syllable of held_out (a set)."""
     rng = np.random.default_rng([seed, index])
     name = sorted(STYLES)[index % len(STYLES)]
     style = STYLES[name]
@@ -244,7 +337,7 @@ def make_song(index, seed, sample_rate, min_seconds, max_seconds):
     def words(role, i, n):  # a chorus repeats its words; other sections get fresh ones
         k = (role, i, n) if role == 'chorus' else (role, i, n, len(text_by_length))
         if k not in text_by_length:
-            text_by_length[k] = ''.join(rng.choice(list(HANZI), n))
+            text_by_length[k] = draw_line(rng, n, held_out)
         return text_by_length[k]
 
     def melody(role, i, n):  # verses share a melody, choruses repeat theirs
@@ -258,11 +351,11 @@ def make_song(index, seed, sample_rate, min_seconds, max_seconds):
     clock = 0.0
     for role, content in sections:
         lrc.append(f'[{role}]')
-        if role == 'intro':
+        if role in ('intro', 'inst'):
             clock += content * 4 * beat
             continue
-        if role == 'outro':  # at least `content` bars, more to reach the target, never past the maximum
-            bars = max(content, int(np.ceil((target_seconds - clock) / (4 * beat))))
+        if role == 'outro':  # at least `content` bars, more to reach the target (8 at most), never past the maximum
+            bars = int(np.clip(np.ceil((target_seconds - clock) / (4 * beat)), content, 8))
             clock += max(1, min(bars, int((max_seconds - clock) / (4 * beat)))) * 4 * beat
             continue
         lift, level = (4, 1.0) if role == 'chorus' else (0, 0.6)
@@ -290,9 +383,17 @@ def make_song(index, seed, sample_rate, min_seconds, max_seconds):
     return wav.astype(np.float32), '\n'.join(lrc) + '\n', style['text']
 
 
+def song_range(index, seed, min_seconds, max_seconds, long_share, long_min_seconds, long_max_seconds):
+    """The length range of song `index`: a whole song's for long_share of them, drawn by index."""
+    if np.random.default_rng([seed, index, 1]).random() < long_share:
+        return long_min_seconds, long_max_seconds
+    return min_seconds, max_seconds
+
+
 def write_song(args):
-    index, out_dir, seed, sample_rate, min_seconds, max_seconds = args
-    wav, lrc, style_text = make_song(index, seed, sample_rate, min_seconds, max_seconds)
+    """Make and write one song -> (seconds, Counter of the syllables its lyrics.txt sings, as prepare.py reads them)."""
+    index, out_dir, seed, sample_rate, seconds_range, held_out = args
+    wav, lrc, style_text = make_song(index, seed, sample_rate, *seconds_range, held_out=held_out)
     folder = os.path.join(out_dir, 'song_%03d' % index)
     os.makedirs(folder, exist_ok=True)
     sf.write(os.path.join(folder, 'audio.wav'), wav, sample_rate, subtype='PCM_16')
@@ -300,18 +401,41 @@ def write_song(args):
         f.write(lrc)
     with open(os.path.join(folder, 'style.txt'), 'w', encoding='utf-8') as f:
         f.write(style_text + '\n')
-    return len(wav) / sample_rate
+    return len(wav) / sample_rate, Counter(t for line in parse_lyrics(lrc)['lines'] for t in line['tokens'])
 
 
-def main(out_dir, n_songs, seed, sample_rate, min_seconds, max_seconds, num_workers):
-    jobs = [(i, out_dir, seed, sample_rate, min_seconds, max_seconds) for i in range(n_songs)]
+def coverage(counts, held_out):
+    """One line on how much of the language a corpus sings, from its syllable counts."""
+    common = common_syllables()
+    sung = np.array([counts[s] for s in common if counts[s]])
+    return (f"sings {len(sung)} of the {len(common)} tonal syllables of the 3,755 common characters "
+            f"({len(sung) / len(common):.1%}), each at least {sung.min()} times (median {int(np.median(sung))}); "
+            f"{(sung >= 20).sum()} of them ({(sung >= 20).sum() / len(common):.1%}) at least 20 times; "
+            f"{len(held_out)} held out (sung {sum(counts[s] for s in held_out)} times), "
+            f"{len(common) - len(spellers())} with no speller; {len(counts)} syllables in all")
+
+
+def main(out_dir, n_songs, seed, sample_rate, min_seconds, max_seconds, num_workers, long_share=0.0,
+         long_min_seconds=150.0, long_max_seconds=240.0, held_out=''):
+    held_out = frozenset(held_out.split())
+    unknown = held_out - set(common_syllables())
+    if unknown:
+        raise SystemExit(f"held_out names {' '.join(sorted(unknown))}, not tonal syllables of the common characters "
+                         f"(pinyin with a tone digit 1-5, u-umlaut as v: 'lv4')")
+    jobs = [(i, out_dir, seed, sample_rate, song_range(i, seed, min_seconds, max_seconds, long_share, long_min_seconds,
+                                                       long_max_seconds), held_out) for i in range(n_songs)]
     if num_workers > 1:
         with Pool(num_workers) as pool:
-            seconds = list(tqdm(pool.imap(write_song, jobs), total=n_songs, desc='synth'))
+            results = list(tqdm(pool.imap(write_song, jobs), total=n_songs, desc='synth'))
     else:
-        seconds = [write_song(job) for job in tqdm(jobs, desc='synth')]
-    print(f"wrote {n_songs} songs, {sum(seconds) / 60:.1f} minutes of audio, to {out_dir}")
+        results = [write_song(job) for job in tqdm(jobs, desc='synth')]
+    seconds = np.array([r[0] for r in results])
+    print(f"wrote {n_songs} songs, {seconds.sum() / 60:.1f} minutes of audio ({(seconds > 120).sum()} over two minutes, "
+          f"the longest {seconds.max():.0f} s), to {out_dir}")
+    print(coverage(sum((r[1] for r in results), Counter()), held_out))
 
 
 if __name__ == '__main__':
-    main(**configure(globals()))
+    config = configure(globals())
+    main(**{k: config[k] for k in ('out_dir', 'n_songs', 'seed', 'sample_rate', 'min_seconds', 'max_seconds', 'num_workers',
+                                   'long_share', 'long_min_seconds', 'long_max_seconds', 'held_out')})
