@@ -43,6 +43,7 @@ recogniser_ckpt = 'out-recogniser-synth/ckpt.pt'  # samples, decoder: reads the 
 ae_ckpt = 'out-ae-synth/ckpt.pt'  # recogniser: it reads this autoencoder's reconstructions too ('' = not)
 max_songs = 40  # recogniser: validation songs read (each also through Griffin-Lim: seconds a song)
 figure = ''  # decoder: a PNG of the first validation song, real beside generated from its plan
+whole_song_seconds = 120.0  # samples: songs at least this long are also judged as whole songs, by thirds
 # -----------------------------------------------------------------------------
 
 
@@ -439,6 +440,23 @@ def tempo_bpm(mel, frames_per_second, low=60.0, high=200.0):
     return 60 * frames_per_second / lags[np.argmax(autocorrelation[lags] * prior)]
 
 
+def whole_song_figures(mel, n_frames, frames_per_second, band):
+    """Does a song hold together to its end? Over its first n_frames (the plan's length), split in
+    thirds: the drums and backing (positive spectral flux below the voice band) in the last third
+    against the first; the tempo of each third; and the longest silence in seconds (frames whose
+    mean log-mel is under a tenth of the song's median)."""
+    mel = mel[:n_frames]
+    flux = np.clip(np.diff(mel[:, ~band], axis=0), 0, None).sum(1)
+    thirds = np.array_split(np.arange(len(mel)), 3)
+    tempo = [tempo_bpm(mel[third], frames_per_second) for third in thirds]
+    loudness = mel.mean(1)
+    quiet = np.concatenate([[0], (loudness < 0.1 * np.median(loudness)).astype(int), [0]])
+    runs = np.diff(np.flatnonzero(np.diff(quiet)))[::2]  # lengths of the runs of quiet frames
+    return dict(drums_last_over_first=float(flux[thirds[2][:-1]].mean() / max(flux[thirds[0]].mean(), 1e-9)),
+                tempo_by_third=[round(float(t), 1) for t in tempo], tempo_spread=float(max(tempo) / min(tempo) - 1),
+                longest_silence=float(runs.max() / frames_per_second) if len(runs) else 0.0)
+
+
 def voiced(energy):
     """Frames where a song's voice-band energy (frames,) is on: Otsu's split of its log energy
     into two classes. Per song, because generated songs are quieter than real ones."""
@@ -464,9 +482,11 @@ def eval_samples(samples_dir, meta, data_dir):
     fps = audio.frame_rate(s)
     reader = load_reader(s, data_dir)
 
-    real_agree, real_tempo, real_read, real_truth = [], {}, [], []
+    real_agree, real_tempo, real_read, real_truth, real_whole = [], {}, [], [], []
     for name, mel in song_mels(data_dir, meta, 'val'):
         table = np.load(os.path.join(data_dir, 'songs', name, 'blocks.npy'))
+        if len(mel) >= whole_song_seconds * fps:
+            real_whole.append(whole_song_figures(mel, len(mel), fps, band))
         real_agree.append(np.mean(voiced(mel[:, band].mean(1)) == sung_frames(table, len(mel))))
         real_tempo.setdefault(meta['songs'][name].get('style', ''), []).append(tempo_bpm(mel, fps))
         if reader is not None and meta['songs'][name].get('timing') == 'lrc':
@@ -477,7 +497,9 @@ def eval_samples(samples_dir, meta, data_dir):
     paths = sorted(glob.glob(os.path.join(samples_dir, '**', 'sample_*.wav'), recursive=True))
     if not paths:
         raise SystemExit(f"no sample_*.wav in {samples_dir}; make them with sample.py --out_dir={samples_dir}")
-    agree, length_errors, tempo, bad, sung_read, sung_truth = [], [], {}, 0, [], []
+    trained = {meta['vocab'][t] for name in meta['split']['train'] if meta['songs'][name].get('n_blocks')
+               for t in np.unique(np.load(os.path.join(data_dir, 'songs', name, 'tokens.npy')))}  # syllables sung in training
+    agree, length_errors, tempo, bad, sung_read, sung_truth, read_by_style, whole = [], [], {}, 0, [], [], {}, []
     for path in paths:
         wav, sr = sf.read(path, dtype='float32')
         blocks, style_text, _ = planner.read_plan(path[:-len('.wav')] + '.plan.json')
@@ -491,8 +513,12 @@ def eval_samples(samples_dir, meta, data_dir):
         if reader is not None:
             read, truth = read_lines(reader, mel, table, tokens, meta['vocab'], s)
             sung_read, sung_truth = sung_read + read, sung_truth + truth
+            read_by_style.setdefault(style_text, ([], []))
+            read_by_style[style_text][0].extend(read), read_by_style[style_text][1].extend(truth)
         planned = blocks[-1]['start']
         length_errors.append(abs(len(wav) / sr - planned) / planned)
+        if planned >= whole_song_seconds:
+            whole.append(whole_song_figures(mel, round(planned * fps), fps, band))
         tempo.setdefault(style_text, []).append(tempo_bpm(mel, fps))
     figures = dict(voice_agreement=float(np.mean(agree)), length_error_max=float(max(length_errors)),
                    tempo_by_style={k: round(float(np.mean(v)), 1) for k, v in tempo.items()}, silent_or_clipped=bad)
@@ -504,6 +530,17 @@ def eval_samples(samples_dir, meta, data_dir):
         real = f"{np.mean(real_tempo[text]):.1f}" if text in real_tempo else 'none'
         print(f"tempo {bpm:6.1f} bpm (real songs of this style: {real})  '{text}'")
     print(f"silent, clipped or non-finite WAVs: {bad}")
+    for key, songs in (('whole', whole), ('whole_real', real_whole)):
+        if songs:  # the medians over the songs; the worst song's silence and tempo spread
+            figures[key] = dict(songs=len(songs), drums_last_over_first=float(np.median([f['drums_last_over_first'] for f in songs])),
+                                tempo_spread_max=max(f['tempo_spread'] for f in songs),
+                                longest_silence_max=max(f['longest_silence'] for f in songs))
+    for key, name in (('whole', 'generated'), ('whole_real', 'real validation')):
+        if key in figures:
+            f = figures[key]
+            print(f"{f['songs']} {name} songs of {whole_song_seconds:.0f} s or more: drums in the last third / the first "
+                  f"{f['drums_last_over_first']:.2f} (median); tempo by third apart by {f['tempo_spread_max']:.1%} at most; "
+                  f"longest silence {f['longest_silence_max']:.1f} s")
     if reader is not None:
         others = sung_truth[len(sung_truth) // 2:] + sung_truth[:len(sung_truth) // 2]  # another song's lines
         for suffix, read, truth in (('', sung_read, sung_truth), ('_real', real_read, real_truth),
@@ -514,6 +551,17 @@ def eval_samples(samples_dir, meta, data_dir):
               f"(tone-free {figures['tone_free_error_rate']:.3f}); the real validation songs "
               f"{figures['syllable_error_rate_real']:.3f} ({figures['tone_free_error_rate_real']:.3f}); "
               f"chance {figures['syllable_error_rate_chance']:.3f} ({figures['tone_free_error_rate_chance']:.3f})")
+        figures['syllable_error_rate_by_style'] = {k: round(recogniser.error_rates(*v)[0], 4) for k, v in read_by_style.items()}
+        for text, rate in figures['syllable_error_rate_by_style'].items():
+            print(f"  {rate:.3f}  '{text}'")
+        # the share of syllables not read as written (insertions aside), split by whether training sang them
+        missed = np.concatenate([recogniser.missed(r, t) for r, t in zip(sung_read, sung_truth)])
+        seen = np.array([syllable in trained for t in sung_truth for syllable in t])
+        for key, part in (('seen', seen), ('unseen', ~seen)):
+            figures[f'missed_{key}'] = round(float(missed[part].mean()), 4) if part.any() else None
+            figures[f'n_{key}'] = int(part.sum())
+        print(f"syllables not read as written: {figures['missed_seen']} of the {figures['n_seen']} that training sang, "
+              f"{figures['missed_unseen']} of the {figures['n_unseen']} it never sang")
     return figures
 
 

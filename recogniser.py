@@ -169,6 +169,25 @@ def edit_distance(a, b):
     return row[-1]
 
 
+def missed(read, truth):
+    """For each true syllable, whether a least-edit alignment of the reading to the truth substitutes or
+    deletes it: (len(truth),) bool. Insertions belong to no true syllable and are not counted."""
+    cost = np.arange(len(truth) + 1)[None] + np.zeros((len(read) + 1, 1), np.int64)  # (R + 1, T + 1)
+    cost[:, 0] = np.arange(len(read) + 1)
+    for i, x in enumerate(read, 1):
+        for j, y in enumerate(truth, 1):
+            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1, cost[i - 1, j - 1] + (x != y))
+    i, j, out = len(read), len(truth), np.zeros(len(truth), bool)
+    while j > 0:  # back from the end: a match, a substitution, a deletion (of truth[j - 1]) or an insertion
+        if i > 0 and cost[i, j] == cost[i - 1, j - 1] + (read[i - 1] != truth[j - 1]):
+            out[j - 1], i, j = read[i - 1] != truth[j - 1], i - 1, j - 1
+        elif cost[i, j] == cost[i, j - 1] + 1:
+            out[j - 1], j = True, j - 1
+        else:
+            i -= 1
+    return out
+
+
 def error_rates(read, truth):
     """Syllable error rate (edits / true syllables) over lists of syllable lists, and the same
     without tones: (with tone, tone-free)."""

@@ -133,3 +133,25 @@ def test_bad_checkpoints(run_sample, tiny_stages, tiny_data, tmp_path):
                *TINY_TRAIN)
     message = run_sample(lyrics=lyrics, ae_ckpt=str(tmp_path / 'ae' / 'ckpt.pt'))
     assert 'row_dim is 32 for' in message and 'but 64 in' in message
+
+
+def test_whole_song_figures_see_drums_fade_tempo_drift_and_silence():
+    import eval as evaluate
+    fps, n_mels = 50, 16
+    band = np.arange(n_mels) >= 12  # the voice band: the top bins
+
+    def song(bpm_by_third, drums_by_third, silence=(0, 0)):
+        mel = np.full((3 * 60 * fps, n_mels), 0.5, np.float32)
+        for third, (bpm, level) in enumerate(zip(bpm_by_third, drums_by_third)):
+            t0 = third * 60 * fps
+            for beat in np.arange(t0, t0 + 60 * fps, 60 * fps / bpm).astype(int):
+                mel[beat:beat + 3, :12] += level
+        mel[silence[0]:silence[1]] = 0.0
+        return evaluate.whole_song_figures(mel, len(mel), fps, band)
+
+    steady = song((120, 120, 120), (2.0, 2.0, 2.0))
+    assert 0.9 < steady['drums_last_over_first'] < 1.1 and steady['tempo_spread'] < 0.03
+    assert steady['longest_silence'] == 0.0 and all(abs(t - 120) < 2 for t in steady['tempo_by_third'])
+    faded = song((120, 120, 120), (2.0, 1.0, 0.05), silence=(7000, 7400))
+    assert faded['drums_last_over_first'] < 0.1 and abs(faded['longest_silence'] - 8.0) < 0.1
+    assert song((120, 120, 96), (2.0, 2.0, 2.0))['tempo_spread'] > 0.2
