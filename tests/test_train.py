@@ -17,8 +17,16 @@ def losses(stdout):
     return {int(i): float(v) for i, v in re.findall(r'^iter (\d+): loss ([-\d.eE+naif]+)', stdout, re.M)}
 
 
-def test_resume_matches_an_uninterrupted_run(tiny_data, tmp_path):
-    common = TINY_AE + [f'--data_dir={tiny_data}', '--eval_interval=4', '--lr_decay_iters=8', '--ema_decay=0.5']
+TINY_RECOGNISER = ['--model=recogniser', '--device=cpu', '--dtype=float32', '--compile=False', '--batch_size=4',
+                   '--width=32', '--n_layer=2', '--downsample=4', '--stem_channels=4', '--ae_ckpt=', '--eval_iters=2',
+                   '--log_interval=1', '--warmup_iters=2']
+
+
+@pytest.mark.parametrize('stage', [TINY_AE, TINY_RECOGNISER])
+def test_resume_matches_an_uninterrupted_run(stage, tiny_data, tmp_path):
+    """Batches (cut from the feed) and noise depend only on seed, rank and iteration: a run stopped
+    and resumed takes the same steps as one that was not."""
+    common = stage + [f'--data_dir={tiny_data}', '--eval_interval=4', '--lr_decay_iters=8', '--ema_decay=0.5']
     whole = losses(run_script('train.py', *common, '--max_iters=8', f'--out_dir={tmp_path / "whole"}').stdout)
     first = losses(run_script('train.py', *common, '--max_iters=4', f'--out_dir={tmp_path / "split"}').stdout)
     second = losses(run_script('train.py', *common, '--max_iters=8', f'--out_dir={tmp_path / "split"}',
