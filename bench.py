@@ -317,8 +317,9 @@ def feed_stage(name, data_dir, meta):
     save_checkpoint(dict(stage=name, model=net.state_dict(), model_args=model_args, config=config, iter_num=0,
                          best_val_loss=float('inf'), data_settings=meta['settings']), os.path.join(feed_dir, f'{name}.pt'))
     B = batch_size or config['batch_size']
-    t_batch, (batch, *_) = timed(lambda run: train.to_device(stage.get_batch(data, B, np.random.default_rng([seed, run])),
-                                                             device), repeats)
+    batch = lambda run: train.to_device(stage.get_batch(data, B, np.random.default_rng([seed, run])), device)
+    timed(batch, 5)  # the first batches pay for fresh memory (page faults) that a training loop then reuses
+    t_batch, (batch, *_) = timed(batch, repeats)
     steps = step_repeats or (repeats if device.startswith('cuda') else 1)
     b = min(B, step_batch or (B if device.startswith('cuda') else 2))
     t_step = bench_training(net, {k: x[:b] for k, x in batch.items()}, steps, train.dtype, warmup=1) * B / b
@@ -337,7 +338,7 @@ def bench_feed():
     data_dir, meta = feed_corpus()
     rows = [(name, *feed_stage(name, data_dir, meta)) for name in feed_stages.split(',')]
     print(f"\nbatch assembly (get_batch and the copy to {device}) against a training step, real configs' shapes, "
-          f"{train.dtype}, {threads()}, median of {repeats} batches; steps: median of "
+          f"{train.dtype}, {threads()}, median of {repeats} batches after 5; steps: median of "
           f"{step_repeats or (repeats if device.startswith('cuda') else 1)} after one warm-up\n")
     print(f"{'stage':11s} {'batch':>5s} {'stepped':>7s} {'data on':10s} {'batch ms':>9s} {'step ms':>10s} {'share':>6s}")
     figures = {}

@@ -42,7 +42,7 @@ from lyrics import parse_lyrics, tokenize
 
 # -----------------------------------------------------------------------------
 out_dir = 'dataset/synth'
-n_songs = 700  # 140 of them whole songs: 885 minutes of audio, 18% more than 1000 songs of 30-60 s
+n_songs = 700  # 148 of them whole songs: 883 minutes of audio, 18% more than 1000 songs of 30-60 s
 seed = 1337
 sample_rate = 16000
 min_seconds = 30.0  # song length range; the form is trimmed to a length drawn from it
