@@ -276,7 +276,7 @@ def load_data(data_dir, meta, split, config):
     settings = meta['settings']
     fps = frame_rate(settings)
     row_frames = settings['segment_frames'] // ae_model.latent_shape[1]
-    songs = []
+    songs, embeddings, rows = [], [], []  # the songs; the last two only until they are in the feed
     for song in plans['songs']:
         batch = {k: x.to(device) for k, x in composer.collate([song], plans['styles']).items()
                  if k not in ('steps', 'pulse')}
@@ -285,23 +285,24 @@ def load_data(data_dir, meta, split, config):
         onsets = os.path.join(data_dir, 'songs', song['name'], 'onsets.npy')
         if not os.path.exists(onsets):
             raise SystemExit(f"{onsets} is missing: the cache is older than the Decoder; run prepare.py again")
-        rows = plan_rows(song['table'], song['tokens'], np.load(onsets), len(latents), row_frames, fps)
-        songs.append(dict(name=song['name'], latents=latents, table=song['table'], tokens=song['tokens'], plan=plan,
-                          style=song['style'], rows=[torch.from_numpy(r) for r in rows]))
+        rows.append([torch.from_numpy(r) for r in plan_rows(song['table'], song['tokens'], np.load(onsets), len(latents),
+                                                             row_frames, fps)])
+        embeddings.append(plan)
+        songs.append(dict(name=song['name'], latents=latents, table=song['table'], tokens=song['tokens'], style=song['style']))
     styles = plans['styles']
     P = max(len(s['table']) for s in songs)
     plan = torch.zeros(len(songs), P, composer_model.config.n_embd)  # (songs, P, composer_dim), 0-padded
-    for i, s in enumerate(songs):
-        plan[i, :len(s['plan'])] = s['plan']
+    for i, e in enumerate(embeddings):
+        plan[i, :len(e)] = e
     latents = torch.cat([s['latents'] for s in songs])  # (all rows, row_dim)
     lengths = np.array([len(s['latents']) for s in songs])
     for s, z in zip(songs, torch.split(latents, lengths.tolist())):
         s['latents'] = z  # a view: the rows are kept once on the host
     # the rows end to end, then one row that pads a batch: silence, and no block, time or syllable
     feed = dict(latents=torch.cat([latents, silence_row(ae_model, settings, device)[None]]),
-                row_block=torch.cat([s['rows'][0] for s in songs] + [torch.zeros(1)]).long(),
-                row_time=torch.cat([s['rows'][1] for s in songs] + [torch.zeros(1, 2)]).float(),
-                row_syllable=torch.cat([s['rows'][2] for s in songs] + [torch.zeros(1)]).long(), plan=plan,
+                row_block=torch.cat([r[0] for r in rows] + [torch.zeros(1)]).long(),
+                row_time=torch.cat([r[1] for r in rows] + [torch.zeros(1, 2)]).float(),
+                row_syllable=torch.cat([r[2] for r in rows] + [torch.zeros(1)]).long(), plan=plan,
                 plan_mask=torch.arange(P) < torch.tensor([len(s['table']) for s in songs])[:, None],
                 style_rows=torch.tensor([s['style'] for s in songs]), style=styles['embeddings'], style_mask=styles['mask'])
     return dict(songs=songs, styles=styles, feed={k: feed_tensor(x, device) for k, x in feed.items()},
