@@ -212,13 +212,15 @@ def bench_decoder():
         N = max(int(n) for n in decoder_rows.split(','))
         gen = torch.Generator().manual_seed(seed)
         conds = [torch.sort(torch.randint(0, P, (1, N), generator=gen)).values, torch.rand(1, N, 2, generator=gen) * 4,
-                 torch.randint(0, cfg.vocab_size, (1, N), generator=gen), torch.randn(1, P, cfg.composer_dim, generator=gen),
+                 torch.randint(0, cfg.vocab_size, (1, N), generator=gen),
+                 (torch.arange(N) - N // 2)[None].clamp(min=-1),  # the second half echoes the first
+                 torch.randn(1, P, cfg.composer_dim, generator=gen),
                  torch.ones(1, P, dtype=torch.bool), torch.randn(1, S, cfg.style_dim, generator=gen),
                  torch.ones(1, S, dtype=torch.bool)]
         first = torch.randn(1, cfg.row_dim, generator=gen)
         conds, first = [x.to(device) for x in conds], first.to(device)
         hidden = torch.randn(2 if cfg_scale != 1.0 else 1, cfg.n_embd, device=device)
-        sample = lambda n, use_cache: decoder_generate(net, first, [x[:, :n] if i < 3 else x for i, x in enumerate(conds)],
+        sample = lambda n, use_cache: decoder_generate(net, first, [x[:, :n] if i < 4 else x for i, x in enumerate(conds)],
                                                         use_cache)
         for n in (int(n) for n in decoder_rows.split(',')):
             t_cache, (z_cache, *_) = timed(lambda run: sample(n, True), repeats)
@@ -268,11 +270,11 @@ def bench_decoder_train():
         cfg, P, S = net.config, 40, 32
         B, T = batch_size or config_batch, cfg.block_size
         gen = torch.Generator().manual_seed(seed)
-        batch = dict(latents=torch.randn(B, T + 1, cfg.row_dim, generator=gen), positions=torch.arange(T).expand(B, -1),
-                     mask=torch.ones(B, T, dtype=torch.bool),
+        batch = dict(latents=torch.randn(B, T + 1, cfg.row_dim, generator=gen), mask=torch.ones(B, T, dtype=torch.bool),
                      row_block=torch.sort(torch.randint(0, P, (B, T), generator=gen)).values,
                      row_time=torch.rand(B, T, 2, generator=gen) * 4,
                      row_syllable=torch.randint(0, cfg.vocab_size, (B, T), generator=gen),
+                     echo=torch.randn(B, T, cfg.row_dim, generator=gen), echo_mask=torch.rand(B, T, generator=gen) < 0.3,
                      plan=torch.randn(B, P, cfg.composer_dim, generator=gen), plan_mask=torch.ones(B, P, dtype=torch.bool),
                      style=torch.randn(B, S, cfg.style_dim, generator=gen), style_mask=torch.ones(B, S, dtype=torch.bool))
         batch = {k: x.to(device) for k, x in batch.items()}

@@ -9,11 +9,18 @@ haze with no notes. A step of one row continues the note it is singing from the 
 so what is left to choose per step is small, and a generative head chooses it instead of
 averaging over it (README, "The decoder").
 
-Step t reads row t-1 (silence before the song), its position, and the plan at row t: the
-Composer's embedding of the block the row lies in, the syllable sung there, and the seconds
-since the block and the syllable began (syllable onsets as prepare.py cached them: aligned by
-the lyric recogniser where it was given, else an even share of the line; a plan's come from
-the rhythm the Composer planned; a syllable is embedded whole and as its initial, final and tone). Every layer
+Step t reads row t-1 (silence before the song) and the plan at row t: the Composer's embedding
+of the block the row lies in, the syllable sung there, and the seconds since the block and the
+syllable began (syllable onsets as prepare.py cached them: aligned by the lyric recogniser where
+it was given, else an even share of the line; a plan's come from the rhythm the Composer
+planned; a syllable is embedded whole and as its initial, final and tone). Self-attention knows
+rows only by their distance (rotary positions): no row of a four-minute song is further from the
+song's start than the model has seen, because nothing in the model knows where the song began.
+
+The song's memory: a line whose words were sung before also reads the row of its first
+instance at the same moment of the same syllable (its echo, plan_rows), however far back, so a
+chorus comes back to the tune it had. The echo is one more input of the step, not a copy: the
+head still samples the row, and the echo is dropped with the plan for guidance. Every layer
 cross-attends to the Composer's block embeddings over the whole plan and to the style matrix;
 both are dropped together with probability `cond_drop` in training, for classifier-free
 guidance. The trunk's hidden state, plus the row before through a linear map (the head reads
@@ -40,8 +47,8 @@ import ae
 import composer
 from audio import frame_rate
 from checkpoint import checkpoint_key, feed_tensor, load_stages
-from lyrics import KIND, LINE, N_TOKENS, START, syllable_parts
-from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
+from lyrics import END, KIND, LINE, N_TOKENS, START, syllable_parts
+from transformer import Block, drop_condition, init_weights, rotary_tables, scale_residual_projections, time_features
 
 
 @dataclass
@@ -56,7 +63,6 @@ class Config:
     n_embd: int = 512
     dropout: float = 0.0
     block_size: int = 1024  # rows a step attends back to: the training window
-    max_rows: int = 16384  # longest song, in latent rows
     cond_drop: float = 0.1  # probability of training without plan and style (classifier-free guidance)
     input_noise: float = 0.0  # std of the noise added to the input rows in training
     head_width: int = 256
@@ -138,7 +144,7 @@ class Model(nn.Module):
         self.config = config
         C = config.n_embd
         self.row_in = nn.Linear(config.row_dim, C)
-        self.position = nn.Embedding(config.max_rows, C)
+        self.echo_in = nn.Linear(config.row_dim, C)  # the row sung at this moment the first time the line came
         self.plan_at_row = nn.Linear(config.composer_dim + 32, C)  # the block the row lies in + time into it and its syllable
         self.syllable = nn.Embedding(config.vocab_size, C)  # the syllable sung in the row (0: none)
         parts = torch.from_numpy(syllable_parts())  # (vocab_size, 3): its initial, final and tone, embedded too
@@ -173,54 +179,59 @@ class Model(nn.Module):
             style_ctx, style_mask = drop_condition(style_ctx, style_mask, self.null_style, drop)
         return rows, [(plan_ctx, plan_mask), (style_ctx, style_mask)]
 
-    def hidden(self, prev, positions, rows, conditions, caches=None):
-        """prev (B, T, row_dim): the row before each step; positions (B, T) -> states (B, T, C)."""
-        x = self.row_in(prev) + self.position(positions) + rows
+    def hidden(self, prev, echo, echo_mask, rows, conditions, caches=None, start=0):
+        """prev (B, T, row_dim): the row before each step; echo (B, T, row_dim) where echo_mask (B, T)
+        is True: the row of the line's first instance; rows (B, T, C): the plan at each step; start:
+        the first step's index (a score sees only the distance between two steps) -> states (B, T, C)."""
+        x = self.row_in(prev) + self.echo_in(echo) * echo_mask[..., None] + rows
+        rotary = rotary_tables(torch.arange(start, start + x.shape[1], device=x.device), self.config.n_embd // self.config.n_head)
         for i, block in enumerate(self.blocks):
-            x = block(x, conditions, None if caches is None else caches[i])
+            x = block(x, conditions, None if caches is None else caches[i], rotary)
         return self.ln_f(x) + self.row_skip(prev)  # a note's formants carry on from the row before
 
-    def forward(self, latents, positions, mask, row_block, row_time, row_syllable, plan, plan_mask, style, style_mask):
+    def forward(self, latents, mask, row_block, row_time, row_syllable, echo, echo_mask, plan, plan_mask, style, style_mask):
         """Teacher-forced. latents (B, T + 1, row_dim): the row before the window, then the
-        window's rows; positions (B, T); mask (B, T) True for real rows -> the head's flow loss."""
+        window's rows; mask (B, T) True for real rows -> the head's flow loss."""
         prev, target = latents[:, :-1], latents[:, 1:]
         drop = None
         if self.training:
             prev = prev + self.config.input_noise * torch.randn_like(prev)
             drop = torch.rand(prev.shape[0], device=prev.device) < self.config.cond_drop
+            echo_mask = echo_mask & ~drop[:, None]  # the echo is part of the plan
         rows, conds = self.conditions(row_block, row_time, row_syllable, plan, plan_mask, style, style_mask, drop)
-        h = self.hidden(prev, positions, rows, conds)  # (B, T, C)
+        h = self.hidden(prev, echo.to(prev.dtype), echo_mask, rows, conds)  # (B, T, C)
         error = self.head.loss(target, h, self.config.head_samples)  # (B, T)
         return (error * mask).sum() / mask.sum()
 
     @torch.no_grad()
-    def generate(self, first, row_block, row_time, row_syllable, plan, plan_mask, style, style_mask, flow_steps=8,
-                 temperature=1.0, cfg_scale=1.0, use_cache=True):
+    def generate(self, first, row_block, row_time, row_syllable, row_echo, plan, plan_mask, style, style_mask,
+                 flow_steps=8, temperature=1.0, cfg_scale=1.0, use_cache=True):
         """Free-running: first (B, row_dim), the row before the song (silence); the plan at every
-        row, (B, N) -> rows (B, N, row_dim) float32. cfg_scale mixes the head's velocities with
-        and without plan and style (1.0: no guidance). A step attends to the last block_size
-        rows; use_cache=False recomputes them at every step (the benchmark's reference)."""
+        row, (B, N), with row_echo (B, N) the row each one echoes (-1: none; always an earlier
+        row) -> rows (B, N, row_dim) float32. cfg_scale mixes the head's velocities with and
+        without plan and style (1.0: no guidance). A step attends to the last block_size rows;
+        use_cache=False recomputes them at every step (the benchmark's reference)."""
         B, N = row_block.shape
         args = (row_block, row_time, row_syllable, plan, plan_mask, style, style_mask)
         guided = cfg_scale != 1.0
-        drop = None
+        drop = torch.zeros(B, dtype=torch.bool, device=first.device)
         if guided:  # one batch: the conditional half, then the unconditional half
-            args = [torch.cat([a, a]) for a in args]
+            args, row_echo = [torch.cat([a, a]) for a in args], torch.cat([row_echo, row_echo])
             drop = torch.arange(2 * B, device=first.device) >= B
-        rows, conds = self.conditions(*args, drop=drop)
-        positions = torch.arange(N, device=first.device).expand(rows.shape[0], -1)
+        rows, conds = self.conditions(*args, drop=drop if guided else None)
+        echo_mask = (row_echo >= 0) & ~drop[:, None]  # (B', N)
         window = self.config.block_size
         caches = [dict(window=window) for _ in self.blocks] if use_cache else None
-        prev = [first.float().repeat(2, 1) if guided else first.float()]  # the input of each step so far
+        made = first.new_zeros(len(rows), N + 1, first.shape[-1], dtype=torch.float32)  # the input of each step
+        made[:, 0] = first.float().repeat(len(rows) // B, 1)
+        batch = torch.arange(len(rows), device=first.device)[:, None]
         for t in range(N):
-            if use_cache:
-                h = self.hidden(prev[-1][:, None], positions[:, t:t + 1], rows[:, t:t + 1], conds, caches)[:, -1]
-            else:
-                lo = max(0, t + 1 - window)
-                h = self.hidden(torch.stack(prev[lo:], 1), positions[:, lo:t + 1], rows[:, lo:t + 1], conds)[:, -1]
-            row = self.head.sample(h, flow_steps, temperature, cfg_scale if guided else None)  # (B, row_dim)
-            prev.append(row.repeat(2, 1) if guided else row)
-        return torch.stack(prev[1:], 1)[:B]
+            lo = t if use_cache else max(0, t + 1 - window)
+            echo = made[batch, row_echo[:, lo:t + 1] + 1]  # (B', T, row_dim): made[0] where there is none (masked)
+            h = self.hidden(made[:, lo:t + 1], echo, echo_mask[:, lo:t + 1], rows[:, lo:t + 1], conds, caches, lo)[:, -1]
+            made[:, t + 1] = self.head.sample(h, flow_steps, temperature, cfg_scale if guided else None).repeat(
+                2 if guided else 1, 1)  # (B', row_dim)
+        return made[:B, 1:]
 
 
 # -----------------------------------------------------------------------------
@@ -242,8 +253,11 @@ def from_rows(rows, latent_shape):
 def plan_rows(table, tokens, onsets, n_rows, row_frames, frames_per_second):
     """A song's block table (P, 7), tokens (P, K) and syllable onsets (P, K) frames -> for each of
     n_rows latent rows: the block it lies in, the seconds since that block began and since the
-    syllable sung in it began, and that syllable (0 in gaps): (n_rows,), (n_rows, 2), (n_rows,).
-    Rows after the last block lie in it (the end marker)."""
+    syllable sung in it began, that syllable (0 in gaps), and its echo: (n_rows,), (n_rows, 2),
+    (n_rows,), (n_rows,). Rows after the last block lie in it (the end marker). A row of a line
+    whose words were sung before echoes the row where its first instance was as far into the
+    same syllable (before the first syllable: as far before it), kept inside that syllable; the
+    others, and a row whose echo would not be an earlier row, echo -1."""
     frames = np.arange(n_rows) * row_frames + row_frames // 2  # the middle of each row
     block = np.clip(np.searchsorted(table[:, START], frames, side='right') - 1, 0, len(table) - 1)
     n = table[block, N_TOKENS]
@@ -254,7 +268,15 @@ def plan_rows(table, tokens, onsets, n_rows, row_frames, frames_per_second):
     since_block = frames - table[block, START]
     since_syllable = np.where(line, np.maximum(frames - onsets[block, k], 0), since_block)
     seconds = np.stack([since_block, since_syllable], 1) / frames_per_second
-    return block, seconds.astype(np.float32), syllable
+    first = {}  # a line's words -> the block that sang them first
+    source = np.array([first.setdefault(tuple(tokens[b, :table[b, N_TOKENS]]), b) if table[b, KIND] == LINE else b
+                       for b in range(len(table))])[block]  # (n_rows,)
+    K = onsets.shape[1]
+    frame = onsets[source, k] + frames - onsets[block, k]  # the same moment of the same syllable
+    later = np.where(k + 1 < table[source, N_TOKENS], onsets[source, np.minimum(k + 1, K - 1)], table[source, END])
+    frame = np.clip(frame, table[source, START], np.maximum(later, table[source, START] + 1) - 1)
+    echo = np.where(line & (source != block), np.minimum(frame // row_frames, np.arange(n_rows) - 1), -1)
+    return block, seconds.astype(np.float32), syllable, echo
 
 
 def silence_row(ae_model, settings, device):
@@ -288,7 +310,8 @@ def load_data(data_dir, meta, split, config):
         rows.append([torch.from_numpy(r) for r in plan_rows(song['table'], song['tokens'], np.load(onsets), len(latents),
                                                              row_frames, fps)])
         embeddings.append(plan)
-        songs.append(dict(name=song['name'], latents=latents, table=song['table'], tokens=song['tokens'], style=song['style']))
+        songs.append(dict(name=song['name'], latents=latents, table=song['table'], tokens=song['tokens'], style=song['style'],
+                          echo=rows[-1][3]))
     styles = plans['styles']
     P = max(len(s['table']) for s in songs)
     plan = torch.zeros(len(songs), P, composer_model.config.n_embd)  # (songs, P, composer_dim), 0-padded
@@ -302,7 +325,8 @@ def load_data(data_dir, meta, split, config):
     feed = dict(latents=torch.cat([latents, silence_row(ae_model, settings, device)[None]]),
                 row_block=torch.cat([r[0] for r in rows] + [torch.zeros(1)]).long(),
                 row_time=torch.cat([r[1] for r in rows] + [torch.zeros(1, 2)]).float(),
-                row_syllable=torch.cat([r[2] for r in rows] + [torch.zeros(1)]).long(), plan=plan,
+                row_syllable=torch.cat([r[2] for r in rows] + [torch.zeros(1)]).long(),
+                row_echo=torch.cat([r[3] for r in rows] + [-torch.ones(1)]).long(), plan=plan,
                 plan_mask=torch.arange(P) < torch.tensor([len(s['table']) for s in songs])[:, None],
                 style_rows=torch.tensor([s['style'] for s in songs]), style=styles['embeddings'], style_mask=styles['mask'])
     return dict(songs=songs, styles=styles, feed={k: feed_tensor(x, device) for k, x in feed.items()},
@@ -337,10 +361,13 @@ def collate(data, windows, plans=None):
     gather = lambda name, index: feed[name].index_select(0, index.view(-1)).view(*index.shape, *feed[name].shape[1:])
     latent_index, plan_index, sources = (torch.from_numpy(x).to(device) for x in (latent_index, plan_index, sources))
     rows = feed['style_rows'][sources]
+    echo = gather('row_echo', plan_index)  # (B, T) a row of the window's song, or -1
+    echo_mask = (echo >= 0) & (echo < torch.from_numpy(lengths[songs]).to(device)[:, None])  # (another song's plan may run past it)
+    echo_index = torch.where(echo_mask, torch.from_numpy(offsets[songs]).to(device)[:, None] + echo, pad)
     return dict(latents=gather('latents', latent_index),  # (B, T + 1, row_dim)
-                positions=torch.from_numpy(np.where(inside, row[:, 1:], 0)).to(device),
                 mask=torch.from_numpy(real[:, 1:]).to(device), row_block=gather('row_block', plan_index),
                 row_time=gather('row_time', plan_index), row_syllable=gather('row_syllable', plan_index),
+                echo=gather('latents', echo_index), echo_mask=echo_mask,  # (B, T, row_dim), (B, T): however far back
                 plan=feed['plan'][sources], plan_mask=feed['plan_mask'][sources],
                 style=feed['style'][rows], style_mask=feed['style_mask'][rows])
 

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.linalg
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 
 import audio
 import composer
@@ -240,8 +241,10 @@ def eval_decoder(net, meta, data_dir, device, checkpoint):
 
     def rollouts(plans=None):
         batch = {k: x.to(device) for k, x in decoder.collate(data, [(i, 0, n) for i in range(len(songs))], plans).items()}
-        z = net.generate(batch['latents'][:, 0], *[batch[k] for k in ('row_block', 'row_time', 'row_syllable', 'plan',
-                         'plan_mask', 'style', 'style_mask')], flow_steps=flow_steps, temperature=temperature,
+        echo = torch.stack([F.pad(songs[i]['echo'][:n], (0, n - len(songs[i]['echo'][:n])), value=-1)
+                            for i in (plans or range(len(songs)))]).to(device)  # (B, n): the rows each plan's repeats echo
+        z = net.generate(batch['latents'][:, 0], *[batch[k] for k in ('row_block', 'row_time', 'row_syllable')], echo,
+                         *[batch[k] for k in ('plan', 'plan_mask', 'style', 'style_mask')], flow_steps=flow_steps, temperature=temperature,
                          cfg_scale=cfg_scale).cpu()  # (B, n, row_dim)
         return [decoder.from_rows(z[i, :k], shape) for i, k in enumerate(lengths)]
 
@@ -457,6 +460,48 @@ def whole_song_figures(mel, n_frames, frames_per_second, band):
                 longest_silence=float(runs.max() / frames_per_second) if len(runs) else 0.0)
 
 
+def pitch_track(mel, settings, low_midi=45.0, high_midi=80.0, lowest_hz=VOICE_BAND_HZ, highest_hz=4000.0):
+    """The sung pitch (frames,) in MIDI semitones, from a log-mel spectrogram (frames, n_mels): for
+    each candidate pitch (a quarter-tone grid), the log-mel summed at its harmonics inside the
+    voice band less the sum halfway between them; the best candidate wins. Only the voice sings in
+    that band; a sum, not a mean, rules out the pitch's multiples (fewer harmonics), the troughs
+    its octave below. Harmonics 150 Hz apart are 2-3 mel bins apart there, so this is a coarse
+    tracker, for comparing one line's tune with another's."""
+    centres = audio.mel_frequencies(settings['sample_rate'], settings['n_mels']).double().numpy()
+    candidates = np.arange(low_midi, high_midi, 0.25)
+    comb = np.zeros((len(candidates), len(centres)))
+    for i, f0 in enumerate(440.0 * 2 ** ((candidates - 69) / 12)):
+        for sign, shift in ((1.0, 0.0), (-1.0, 0.5)):
+            hz = (np.arange(np.ceil(lowest_hz / f0 - shift), highest_hz / f0 - shift) + shift) * f0  # harmonics (or between)
+            weights = np.maximum(0, 1 - np.abs(np.interp(hz, centres, np.arange(len(centres)))[:, None] - np.arange(len(centres))))
+            comb[i] += sign * weights.sum(0)  # (n_mels,): each harmonic spread over the two nearest bins
+    return candidates[np.argmax(mel @ comb.T, 1)]
+
+
+def tune_memory(mel, table, tokens, settings, parts=8):
+    """Is a line that comes back sung to the tune it had? Each lyric line's pitch contour (the
+    median pitch of its voiced frames in each of `parts` equal parts of the line), then for every
+    two lines of the song the median difference of their contours in semitones, folded onto one
+    octave (a coarse tracker may jump an octave). -> (differences of the pairs with the same words,
+    differences of the pairs with different words)."""
+    pitch, sung = pitch_track(mel, settings), voiced(mel[:, voice_band(settings)].mean(1))
+    contours, words = [], []
+    for row, line_tokens in zip(table, tokens):
+        frames = np.arange(row[START], min(row[END], len(mel)))
+        if row[KIND] != LINE or len(frames) < parts:
+            continue
+        contours.append([np.median(pitch[f[sung[f]]]) if sung[f].any() else np.nan for f in np.array_split(frames, parts)])
+        words.append(tuple(line_tokens[:row[N_TOKENS]]))
+    same, different = [], []
+    for i in range(len(contours)):
+        for j in range(i):
+            d = np.abs(np.array(contours[i]) - np.array(contours[j])) % 12
+            d = np.minimum(d, 12 - d)[np.isfinite(d)]
+            if len(d):
+                (same if words[i] == words[j] else different).append(float(np.median(d)))
+    return same, different
+
+
 def voiced(energy):
     """Frames where a song's voice-band energy (frames,) is on: Otsu's split of its log energy
     into two classes. Per song, because generated songs are quieter than real ones."""
@@ -483,10 +528,14 @@ def eval_samples(samples_dir, meta, data_dir):
     reader = load_reader(s, data_dir)
 
     real_agree, real_tempo, real_read, real_truth, real_whole = [], {}, [], [], []
+    tunes = dict(generated=([], []), real=([], []))  # pitch differences of lines with the same words, with other words
     for name, mel in song_mels(data_dir, meta, 'val'):
         table = np.load(os.path.join(data_dir, 'songs', name, 'blocks.npy'))
         if len(mel) >= whole_song_seconds * fps:
             real_whole.append(whole_song_figures(mel, len(mel), fps, band))
+            for pairs, found in zip(tunes['real'], tune_memory(mel, table, np.load(os.path.join(data_dir, 'songs', name,
+                                                                                              'tokens.npy')), s)):
+                pairs.extend(found)
         real_agree.append(np.mean(voiced(mel[:, band].mean(1)) == sung_frames(table, len(mel))))
         real_tempo.setdefault(meta['songs'][name].get('style', ''), []).append(tempo_bpm(mel, fps))
         if reader is not None and meta['songs'][name].get('timing') == 'lrc':
@@ -519,6 +568,8 @@ def eval_samples(samples_dir, meta, data_dir):
         length_errors.append(abs(len(wav) / sr - planned) / planned)
         if planned >= whole_song_seconds:
             whole.append(whole_song_figures(mel, round(planned * fps), fps, band))
+            for pairs, found in zip(tunes['generated'], tune_memory(mel, table, tokens, s)):
+                pairs.extend(found)
         tempo.setdefault(style_text, []).append(tempo_bpm(mel, fps))
     figures = dict(voice_agreement=float(np.mean(agree)), length_error_max=float(max(length_errors)),
                    tempo_by_style={k: round(float(np.mean(v)), 1) for k, v in tempo.items()}, silent_or_clipped=bad)
@@ -535,12 +586,18 @@ def eval_samples(samples_dir, meta, data_dir):
             figures[key] = dict(songs=len(songs), drums_last_over_first=float(np.median([f['drums_last_over_first'] for f in songs])),
                                 tempo_spread_max=max(f['tempo_spread'] for f in songs),
                                 longest_silence_max=max(f['longest_silence'] for f in songs))
+        same, different = tunes['generated' if key == 'whole' else 'real']
+        if songs and same:  # medians over every two lines of a song, in semitones
+            figures[key].update(tune_same_words=float(np.median(same)), tune_other_words=float(np.median(different)))
     for key, name in (('whole', 'generated'), ('whole_real', 'real validation')):
         if key in figures:
             f = figures[key]
             print(f"{f['songs']} {name} songs of {whole_song_seconds:.0f} s or more: drums in the last third / the first "
                   f"{f['drums_last_over_first']:.2f} (median); tempo by third apart by {f['tempo_spread_max']:.1%} at most; "
                   f"longest silence {f['longest_silence_max']:.1f} s")
+            if 'tune_same_words' in f:
+                print(f"  a line sung again is {f['tune_same_words']:.2f} semitones from its first tune; lines of other "
+                      f"words {f['tune_other_words']:.2f} (median pitch-contour difference, folded onto an octave)")
     if reader is not None:
         others = sung_truth[len(sung_truth) // 2:] + sung_truth[:len(sung_truth) // 2]  # another song's lines
         for suffix, read, truth in (('', sung_read, sung_truth), ('_real', real_read, real_truth),

@@ -65,9 +65,6 @@ def render(blocks, style_embedding, style_mask, ae_model, composer_model, decode
     frames = round(min(blocks[-1]['start'], max_seconds) * frames_per_second)
     h = decoder_model.config.latent_rows
     n_rows = -(-frames // settings['segment_frames']) * h  # whole segments
-    if n_rows > decoder_model.config.max_rows:
-        raise SystemExit(f"the plan is {n_rows} latent rows long; the decoder knows at most "
-                         f"{decoder_model.config.max_rows} (lower max_seconds)")
     with ctx:
         plan_embeddings = composer_model.block_embeddings(**{k: x.to(dev) for k, x in composer.collate([song], styles).items()})
         onsets = plan_onsets(blocks, table, tokens.shape[1])

@@ -1,8 +1,9 @@
 """
 The transformer pieces the Composer and the Decoder share: attention (causal self-attention
-with an optional key/value cache, or cross-attention to a condition), MLP, and a pre-norm Block
-that does self-attention, then cross-attention to each of its conditions, then the MLP. All
-attention goes through PyTorch's fused scaled_dot_product_attention.
+with an optional key/value cache and optional rotary positions, or cross-attention to a
+condition), MLP, and a pre-norm Block that does self-attention, then cross-attention to each of
+its conditions, then the MLP. All attention goes through PyTorch's fused
+scaled_dot_product_attention.
 """
 import math
 
@@ -26,16 +27,19 @@ class Attention(nn.Module):
         B, T, C = x.shape
         return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, T, C) -> (B, nh, T, hs)
 
-    def forward(self, x, context=None, mask=None, cache=None):
+    def forward(self, x, context=None, mask=None, cache=None, rotary=None):
         """Self-attention (causal) when context is None, else cross-attention to context (B, S, C)
         where mask (B, S) is True for the keys to attend. cache: a dict that holds this layer's
         keys and values of the earlier steps (or of the context) while sampling one step at a time;
-        cache['window'], if set, keeps only that many of the latest steps."""
+        cache['window'], if set, keeps only that many of the latest steps. rotary: (cos, sin) of
+        the steps' positions (rotary_tables), turning queries and keys in self-attention."""
         q = self.heads(self.q(x))
         if context is not None and cache is not None and 'k' in cache:
             k, v = cache['k'], cache['v']  # a condition's keys and values, made at the first step
         else:
             k, v = (self.heads(t) for t in self.kv(x if context is None else context).chunk(2, dim=-1))
+            if rotary is not None and context is None:  # keys are cached turned: a score sees only the distance
+                q, k = rotate(q, *rotary), rotate(k, *rotary)
             if cache is not None:
                 if 'k' in cache:  # earlier steps' keys and values, then this step's
                     k, v = torch.cat([cache['k'], k], dim=2), torch.cat([cache['v'], v], dim=2)
@@ -78,9 +82,10 @@ class Block(nn.Module):
         self.ln_mlp = nn.LayerNorm(n_embd)
         self.mlp = MLP(n_embd, dropout)
 
-    def forward(self, x, conditions=(), cache=None):
-        """x (B, T, C); conditions: one (context (B, S, C), mask (B, S) or None) per cross-attention."""
-        x = x + self.attn(self.ln_self(x), cache=cache)
+    def forward(self, x, conditions=(), cache=None, rotary=None):
+        """x (B, T, C); conditions: one (context (B, S, C), mask (B, S) or None) per cross-attention;
+        rotary: (cos, sin) for self-attention's positions, or None."""
+        x = x + self.attn(self.ln_self(x), cache=cache, rotary=rotary)
         for i, (ln, cross, (context, mask)) in enumerate(zip(self.ln_cross, self.cross, conditions)):
             x = x + cross(ln(x), context, mask, None if cache is None else cache.setdefault(f'cross{i}', {}))
         return x + self.mlp(self.ln_mlp(x))
@@ -91,6 +96,21 @@ def time_features(seconds, shortest, longest, n=8):
     periods = shortest * (longest / shortest) ** torch.linspace(0, 1, n, device=seconds.device)
     angles = seconds[..., None].float() * (2 * math.pi / periods)
     return torch.cat([torch.sin(angles), torch.cos(angles)], -1)
+
+
+def rotary_tables(positions, head_size, base=10000.0):
+    """Rotary position embedding (RoFormer): positions (T,) -> cos, sin (T, head_size // 2). A query
+    and a key turned by their positions score by the distance between them alone, so no position
+    is ever out of the range trained on."""
+    frequencies = base ** -(torch.arange(0, head_size, 2, device=positions.device).double() / head_size)
+    angles = positions.double()[:, None] * frequencies  # (T, head_size // 2); float64: exact far into a song
+    return torch.cos(angles).float(), torch.sin(angles).float()
+
+
+def rotate(x, cos, sin):
+    """x (B, nh, T, hs) turned pairwise (first half against second half) by the angles of cos, sin (T, hs // 2)."""
+    a, b = x.float().chunk(2, dim=-1)
+    return torch.cat([a * cos - b * sin, b * cos + a * sin], -1).to(x.dtype)
 
 
 def drop_condition(context, mask, null, drop):

@@ -20,7 +20,6 @@ head_layers = 3
 head_samples = 2  # noise draws per row: the head is most of a step; 2 x 9000 steps read 0.215 where 4 x 7000 read 0.262, same time
 dropout = 0.0  # on a CPU its masks cost a quarter of a step; at 9000 x 4 the losses part a little (train 0.111, val 0.129)
 input_noise = 0.0
-max_rows = 4096  # 262 s: longer plans are refused by sample.py
 max_iters = 9000  # the time 2 layers and 2 draws save, spent on steps (docs/experiments.md, 2026-12-07)
 lr_decay_iters = 9000
 warmup_iters = 50

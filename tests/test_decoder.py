@@ -24,17 +24,35 @@ def test_plan_rows():
     tokens[1, :3] = [7, 8, 9]
     onsets = even_onsets(table, 24)
     assert onsets[1, :4].tolist() == [100, 150, 200, 0] and not onsets[[0, 2]].any()
-    block, seconds, syllable = decoder.plan_rows(table, tokens, onsets, n_rows=12, row_frames=25, frames_per_second=100.0)
-    assert block.shape == syllable.shape == (12,) and seconds.shape == (12, 2)
+    block, seconds, syllable, echo = decoder.plan_rows(table, tokens, onsets, n_rows=12, row_frames=25, frames_per_second=100.0)
+    assert block.shape == syllable.shape == echo.shape == (12,) and seconds.shape == (12, 2)
+    assert (echo == -1).all()  # no line comes back
     assert block.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2]  # row middles at 12, 37, 62, 87, 112, ...
     assert seconds[4, 0] == pytest.approx(0.12) and seconds[10, 0] == pytest.approx(0.12)
     assert syllable.tolist() == [0, 0, 0, 0, 7, 7, 8, 8, 9, 9, 0, 0]  # three syllables share 150 frames
     assert seconds[7, 1] == pytest.approx(0.37) and seconds[2, 1] == seconds[2, 0]  # since 8 began; in a gap: the block's
 
     onsets[1, :3] = [115, 120, 220]  # as aligned: the second syllable short, the last late
-    _, seconds, syllable = decoder.plan_rows(table, tokens, onsets, n_rows=12, row_frames=25, frames_per_second=100.0)
+    _, seconds, syllable, _ = decoder.plan_rows(table, tokens, onsets, n_rows=12, row_frames=25, frames_per_second=100.0)
     assert syllable.tolist() == [0, 0, 0, 0, 7, 8, 8, 8, 8, 9, 0, 0]  # before its first onset a line sings its first
     assert seconds[4, 1] == 0.0 and seconds[8, 1] == pytest.approx(0.92)
+
+
+def test_a_line_that_comes_back_echoes_its_first_instance():
+    # the line 7 8 9 at 100-250 (evenly), a gap, the same words at 300-420 sung faster, another line, the end
+    table = np.array([[1, 1, 0, 0, 0, 100, 0], [0, 4, 0, 1, 100, 250, 3], [1, 0, 0, 0, 250, 300, 0],
+                      [0, 4, 0, 1, 300, 420, 3], [0, 2, 0, 1, 420, 500, 2], [2, 0, 0, 0, 500, 500, 0]])
+    tokens = np.zeros((6, 24), np.int64)
+    tokens[[1, 3], :3], tokens[4, :2] = [7, 8, 9], [7, 8]
+    onsets = even_onsets(table, 24)
+    assert onsets[3, :3].tolist() == [300, 340, 380]
+    block, _, _, echo = decoder.plan_rows(table, tokens, onsets, n_rows=20, row_frames=25, frames_per_second=100.0)
+    assert (echo[block != 3] == -1).all()  # the first instance, gaps, and a line of other words echo nothing
+    # row 12 (its middle at 312) is 12 frames into the repeat's first syllable: frame 112 of the first instance, row 4;
+    # row 15 (387) is 7 frames into the third: frame 207, row 8; row 13 (337) is the first syllable's last 3 frames,
+    # which the first instance held longer: frame 137, row 5
+    assert echo[12] == 4 and echo[15] == 8 and echo[13] == 5
+    assert (echo < np.arange(20)).all()  # always an earlier row: sampling has made it
 
 
 def test_rows_and_segments_round_trip():
@@ -48,13 +66,14 @@ def test_rows_and_segments_round_trip():
 def tiny_model(block_size=64):
     torch.manual_seed(0)
     config = decoder.Config(row_dim=12, latent_rows=4, composer_dim=16, vocab_size=50, style_dim=8, n_layer=2,
-                            n_head=2, n_embd=32, block_size=block_size, max_rows=256, head_width=32, head_layers=2)
+                            n_head=2, n_embd=32, block_size=block_size, head_width=32, head_layers=2)
     return decoder.Model(config).eval()
 
 
 def plan_conditions(B=2, N=20, P=5, S=3):
     torch.manual_seed(1)
-    return [torch.sort(torch.randint(0, P, (B, N))).values, torch.rand(B, N, 2), torch.randint(0, 50, (B, N)),
+    echo = (torch.arange(N) - N // 2).clamp(min=-1).expand(B, -1)  # the second half echoes the first
+    return [torch.sort(torch.randint(0, P, (B, N))).values, torch.rand(B, N, 2), torch.randint(0, 50, (B, N)), echo,
             torch.randn(B, P, 16), torch.ones(B, P, dtype=torch.bool), torch.randn(B, S, 8),
             torch.ones(B, S, dtype=torch.bool)], torch.randn(B, 12)
 
@@ -90,12 +109,13 @@ def test_guidance_one_is_the_conditional_path():
     conds, first = plan_conditions()
     rows = seeded(lambda: net.generate(first, *conds, flow_steps=3))
     # the teacher-forced trunk over what was sampled, then the head from the same noise, gives it back
-    B, N = conds[0].shape
-    prev = torch.cat([first[:, None], rows[:, :-1]], 1)
+    made = torch.cat([first[:, None], rows], 1)
+    row_echo = conds.pop(3)
+    echo = made[torch.arange(len(made))[:, None], row_echo + 1]
     plan, contexts = net.conditions(*conds)
-    h = net.hidden(prev, torch.arange(N).expand(B, -1), plan, contexts)
+    h = net.hidden(made[:, :-1], echo, row_echo >= 0, plan, contexts)
     torch.manual_seed(0)
-    again = torch.stack([net.head.sample(h[:, t], 3) for t in range(N)], 1)
+    again = torch.stack([net.head.sample(h[:, t], 3) for t in range(h.shape[1])], 1)
     assert (again - rows).abs().max() < 1e-4
     # and guidance at 1.0 over both halves is the conditional half alone
     h_uncond = torch.randn_like(h[:, 0])
@@ -119,7 +139,26 @@ def test_a_step_attends_to_the_last_block_size_rows():
     cached = seeded(lambda: net.generate(first, *conds, flow_steps=2))
     full = seeded(lambda: net.generate(first, *conds, flow_steps=2, use_cache=False))
     assert torch.isfinite(cached).all() and cached.shape == (2, 30, 12)
-    assert (cached[:, :8] - full[:, :8]).abs().max() < 1e-4  # within the window the two paths agree
+    assert (cached - full).abs().max() < 1e-4  # the cache keeps the same last block_size rows
+
+
+def test_no_state_depends_on_where_the_song_began():
+    net = tiny_model(block_size=8)
+    conds, first = plan_conditions(N=8)
+    row_echo = conds.pop(3)
+    rows, contexts = net.conditions(*conds)
+    prev, echo = torch.randn(2, 8, 12), torch.randn(2, 8, 12)
+    states = [net.hidden(prev, echo, row_echo >= 0, rows, contexts, start=start) for start in (0, 3750)]  # 4 minutes on
+    assert (states[0] - states[1]).abs().max() < 1e-4
+
+
+def test_a_repeat_reads_its_first_instance_beyond_the_window():
+    net = tiny_model(block_size=8)
+    conds, first = plan_conditions(N=30)  # rows 15-29 echo rows 0-14, further back than the window
+    echoed = seeded(lambda: net.generate(first, *conds, flow_steps=2))
+    conds[3] = torch.full_like(conds[3], -1)
+    alone = seeded(lambda: net.generate(first, *conds, flow_steps=2))
+    assert torch.equal(echoed[:, :15], alone[:, :15]) and (echoed[:, 15:] - alone[:, 15:]).abs().min() > 0
 
 
 def test_the_head_learns_and_eval_reports(tiny_stages, tiny_data, tiny_recogniser):

@@ -35,12 +35,15 @@ def reference_composer(data, batch_size, rng):
 
 def reference_decoder_collate(data, windows, plans=None):
     songs, styles = data['songs'], data['styles']
-    rows = [torch.split(data['feed'][k][:-1], data['lengths'].tolist()) for k in ('row_block', 'row_time', 'row_syllable')]
+    rows = [torch.split(data['feed'][k][:-1], data['lengths'].tolist())
+            for k in ('row_block', 'row_time', 'row_syllable', 'row_echo')]
     B, T = len(windows), max(n for _, _, n in windows)
     P = max(len(s['table']) for s in songs)
-    batch = dict(latents=data['feed']['latents'][-1].repeat(B, T + 1, 1), positions=torch.zeros(B, T, dtype=torch.long),
-                 mask=torch.zeros(B, T, dtype=torch.bool), row_block=torch.zeros(B, T, dtype=torch.long),
-                 row_time=torch.zeros(B, T, 2), row_syllable=torch.zeros(B, T, dtype=torch.long),
+    silence = data['feed']['latents'][-1]
+    batch = dict(latents=silence.repeat(B, T + 1, 1), mask=torch.zeros(B, T, dtype=torch.bool),
+                 row_block=torch.zeros(B, T, dtype=torch.long), row_time=torch.zeros(B, T, 2),
+                 row_syllable=torch.zeros(B, T, dtype=torch.long), echo=silence.repeat(B, T, 1),
+                 echo_mask=torch.zeros(B, T, dtype=torch.bool),
                  plan=torch.zeros(B, P, data['composer_dim']), plan_mask=torch.zeros(B, P, dtype=torch.bool))
     style_rows = []
     for b, (i, start, n) in enumerate(windows):
@@ -49,12 +52,16 @@ def reference_decoder_collate(data, windows, plans=None):
         batch['latents'][b, 1:n_real + 1] = z[start:start + n_real]
         if start > 0:
             batch['latents'][b, 0] = z[start - 1]
-        batch['positions'][b, :n] = torch.arange(start, start + n)
         batch['mask'][b, :n_real] = True
-        for key, r in zip(('row_block', 'row_time', 'row_syllable'), (r[source] for r in rows)):
+        for key, r in zip(('row_block', 'row_time', 'row_syllable', 'echo'), (r[source] for r in rows)):
             m = max(0, min(n, len(r) - start))
-            batch[key][b, :m] = r[start:start + m]
-            batch[key][b, m:n] = r[-1]
+            plan_rows = torch.cat([r[start:start + m], r[-1:].expand(n - m, *r.shape[1:])])
+            if key != 'echo':
+                batch[key][b, :n] = plan_rows
+                continue
+            for t, e in enumerate(plan_rows.tolist()):  # a row of the window's own song, however far back
+                if 0 <= e < len(z):
+                    batch['echo'][b, t], batch['echo_mask'][b, t] = z[e], True
         p = len(songs[source]['table'])
         batch['plan'][b, :p], batch['plan_mask'][b, :p] = data['feed']['plan'][source, :p], True
         style_rows.append(songs[source]['style'])
@@ -121,6 +128,7 @@ def test_decoder_batches(tiny_data, tiny_stages):
     data = decoder.load_data(tiny_data, load_meta(tiny_data), 'train', config)
     assert_same_batches(decoder.get_batch, reference_decoder, data, 6)
     assert_same_batches(decoder.get_batch, reference_decoder, dict(data, block_size=10_000), 3)  # whole songs, padded
+    assert decoder.get_batch(dict(data, block_size=10_000), 3, np.random.default_rng(0))['echo_mask'].any()  # choruses come back
     windows, plans = [(0, 0, 500), (1, 30, 40), (2, 7, 900)], [2, 0, 1]  # another song's plan, past its end too
     for got, expected in zip(decoder.collate(data, windows, plans).values(),
                              reference_decoder_collate(data, windows, plans).values()):

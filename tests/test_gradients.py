@@ -46,13 +46,14 @@ def test_composer(tiny_data, tiny_bert):
 def test_decoder():
     torch.manual_seed(0)
     config = decoder.Config(row_dim=12, latent_rows=4, composer_dim=16, vocab_size=50, style_dim=8, n_layer=2,
-                            n_head=2, n_embd=32, block_size=16, max_rows=64, head_width=32, head_layers=2,
+                            n_head=2, n_embd=32, block_size=16, head_width=32, head_layers=2,
                             cond_drop=0.5, input_noise=0.1)
     net = decoder.Model(config)
     B, T, P, S = 8, 16, 5, 3
-    batch = dict(latents=torch.randn(B, T + 1, 12), positions=torch.arange(T).expand(B, -1),
-                 mask=torch.ones(B, T, dtype=torch.bool), row_block=torch.sort(torch.randint(0, P, (B, T))).values,
-                 row_time=torch.rand(B, T, 2), row_syllable=torch.randint(0, 50, (B, T)), plan=torch.randn(B, P, 16),
+    batch = dict(latents=torch.randn(B, T + 1, 12), mask=torch.ones(B, T, dtype=torch.bool),
+                 row_block=torch.sort(torch.randint(0, P, (B, T))).values, row_time=torch.rand(B, T, 2),
+                 row_syllable=torch.randint(0, 50, (B, T)), echo=torch.randn(B, T, 12), echo_mask=torch.rand(B, T) < 0.5,
+                 plan=torch.randn(B, P, 16),
                  plan_mask=torch.ones(B, P, dtype=torch.bool), style=torch.randn(B, S, 8),
                  style_mask=torch.ones(B, S, dtype=torch.bool))
     assert_every_parameter_learns(net, batch)

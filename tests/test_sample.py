@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 
+import audio
 import planner
 from conftest import TINY_TRAIN, run_script
 from lyrics import vocabulary_hash
@@ -155,3 +156,24 @@ def test_whole_song_figures_see_drums_fade_tempo_drift_and_silence():
     faded = song((120, 120, 120), (2.0, 1.0, 0.05), silence=(7000, 7400))
     assert faded['drums_last_over_first'] < 0.1 and abs(faded['longest_silence'] - 8.0) < 0.1
     assert song((120, 120, 96), (2.0, 2.0, 2.0))['tempo_spread'] > 0.2
+
+
+def test_tune_memory_tells_a_line_sung_again_from_another_tune():
+    import eval as evaluate
+    import synth
+    sr, settings = 16000, dict(sample_rate=16000, n_fft=1024, hop_length=128, n_mels=128)
+    rng = np.random.default_rng(0)
+    tunes = dict(a=[60, 62, 64, 65], b=[67, 64, 69, 62])  # two lines' notes; 'a' comes back
+    wav, table, tokens = [], [], np.zeros((3, 24), np.int64)
+    for i, name in enumerate('aba'):
+        start = sum(len(w) for w in wav) // settings['hop_length']
+        wav += [synth.sing('ma1', midi, 0.4, sr, synth.STYLES['ballad'], rng, 1.0) for midi in tunes[name]]
+        table.append([0, 2, 0, 1, start, sum(len(w) for w in wav) // settings['hop_length'], 4])
+        tokens[i, :4] = 5 if name == 'a' else 6
+    mel = audio.mel_spectrogram(torch.from_numpy(np.concatenate(wav)).float(), sr, 1024, 128, 128).numpy()
+    pitch = evaluate.pitch_track(mel, settings)
+    note = [np.median(pitch[round((0.4 * k + 0.15) * 125):round((0.4 * k + 0.3) * 125)]) for k in range(4)]
+    assert np.allclose(note, tunes['a'], atol=0.6), note  # the notes, to a quarter tone or so (ma1: no bend)
+    same, different = evaluate.tune_memory(mel, np.array(table), tokens, settings)
+    assert len(same) == 1 and len(different) == 2
+    assert same[0] < 0.5 and min(different) > 1.5, (same, different)
