@@ -33,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from checkpoint import feed_tensor
+from measures import song_mels, spectral_flatness, sung_frames, voice_band
 
 
 @dataclass
@@ -239,3 +240,44 @@ def get_batch(data, batch_size, rng):
     inside = (frames >= 0) & (frames < lengths[picks, None])
     index = torch.from_numpy(np.where(inside, data['offsets'][picks, None] + frames, len(mels) - 1)).to(mels.device)
     return dict(window=mels.index_select(0, index.view(-1)).view(*index.shape, -1))
+
+
+@torch.no_grad()
+def evaluate(net, meta, data_dir, device, seam_frames=2):
+    """Whole validation songs through encode_song and decode_song: L1 on log-mels, against always
+    predicting the training set's mean frame; the L1 of the frames at segment joins against the
+    rest; and the sharpness of the reconstructions where the songs sing, which caps the Decoder's
+    (decoder.rollout_figures). seam_frames: the frames each side of a segment join that count as
+    "at the join"."""
+    total, count = 0.0, 0
+    for _, mel in song_mels(data_dir, meta, 'train'):
+        total, count = total + mel.sum(0), count + len(mel)
+    mean_frame = total / count
+    F_ = net.config.segment_frames
+    errors, baseline, band, flatness = [], [], voice_band(meta['settings']), dict(real=[], reconstructed=[])
+    for name, mel in song_mels(data_dir, meta, 'val'):
+        x = torch.from_numpy(mel).to(device)
+        recon = net.decode_song(net.encode_song(x))[:len(mel)]
+        errors.append((recon - x).abs().mean(1).cpu().numpy())  # (frames,) L1 per frame
+        baseline.append(np.abs(mel - mean_frame).mean(1))
+        sung = sung_frames(np.load(os.path.join(data_dir, 'songs', name, 'blocks.npy')), len(mel))
+        flatness['real'].append(spectral_flatness(mel, band)[sung])
+        flatness['reconstructed'].append(spectral_flatness(recon.cpu().numpy(), band)[sung])
+    at_join = [np.isin(np.arange(len(e)) % F_, list(range(seam_frames)) + list(range(F_ - seam_frames, F_)))
+               for e in errors]
+    for e, j in zip(errors, at_join):
+        j[:seam_frames] = False  # the song's start and end are not joins
+        j[(len(e) - 1) // F_ * F_ + F_ - seam_frames:] = False
+    errors, at_join, baseline = np.concatenate(errors), np.concatenate(at_join), np.concatenate(baseline)
+    figures = dict(val_l1=float(errors.mean()), mean_frame_l1=float(baseline.mean()),
+                   seam_ratio=float(errors[at_join].mean() / errors[~at_join].mean()),
+                   sharpness=float(np.concatenate(flatness['real']).mean() / np.concatenate(flatness['reconstructed']).mean()))
+    print(f"{len(meta['split']['val'])} validation songs, {len(errors)} frames")
+    print(f"val L1 on log-mels      {figures['val_l1']:.4f}  "
+          f"({figures['val_l1'] / figures['mean_frame_l1']:.3f} of the mean-frame baseline)")
+    print(f"mean-frame baseline L1  {figures['mean_frame_l1']:.4f}")
+    print(f"seam ratio              {figures['seam_ratio']:.3f}  (L1 within {seam_frames} frames of a "
+          f"segment join / L1 elsewhere)")
+    print(f"sharpness               {figures['sharpness']:.3f}  (real / reconstructed spectral flatness in the voice "
+          f"band where the songs sing; 1.0 = as sharp as real)")
+    return figures

@@ -13,6 +13,7 @@ import warnings
 import torch
 
 CHUNK_SAMPLES = 640 * 1024
+VOICE_BAND_HZ = 1500.0  # the synthetic corpus's voice alone sings above this (synth.py keeps its backing below)
 
 
 def frame_rate(settings):

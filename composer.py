@@ -32,8 +32,9 @@ import torch.nn.functional as F
 import style as style_encoder
 from audio import frame_rate
 from checkpoint import feed_tensor
-from lyrics import (BLOCK_COLUMNS, END, FINISH, KIND, KINDS, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP, rhythm,
-                    song_pulse, syllable_steps)
+import planner
+from lyrics import (BLOCK_COLUMNS, END, FINISH, KIND, KINDS, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP, even_onsets,
+                    line_numbers, rhythm, rhythm_onsets, song_pulse, step_shares, sung_syllables, syllable_steps)
 from lyrics import class_seconds as class_seconds_middle
 from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
 
@@ -190,11 +191,6 @@ class Model(nn.Module):
 # -----------------------------------------------------------------------------
 # data: a song's block table, tokens and lyric sequence, and its style's embedding
 
-def line_numbers(table):
-    """(T, 7) -> (T,) for each block the number of its lyric line (1, 2, ...), 0 before the first."""
-    return np.cumsum(table[:, KIND] == LINE)
-
-
 def lyric_sequence(table, tokens):
     """The song's lyric tokens in order, with each token's role and line number: 3 x (L,)."""
     rows = np.flatnonzero(table[:, KIND] == LINE)
@@ -298,3 +294,112 @@ def get_batch(data, batch_size, rng):
     batch.update({k: feed[k][index, :L] for k in ('lyrics', 'lyric_roles', 'lyric_lines')})  # (B, L)
     rows = feed['style_rows'][index]
     return dict(batch, pulse=feed['pulse'][index], style=feed['style'][rows], style_mask=feed['style_mask'][rows])
+
+
+@torch.no_grad()
+def evaluate(net, meta, data_dir, device, config):
+    """Teacher-forced accuracies on the validation songs (also with every song's style swapped for
+    another style's), and plans sampled for their lyrics against their real form. config: the
+    checkpoint's training config."""
+    config = dict(config, device=device)
+    data = load_data(data_dir, meta, 'val', config)
+    train = load_data(data_dir, meta, 'train', config)
+    songs, styles = data['songs'], data['styles']
+    train_table = np.concatenate([s['table'] for s in train['songs']])
+    placed_classes = train_table[train_table[:, KIND] != STOP, LENGTH]
+    common_class = np.bincount(placed_classes).argmax()
+
+    def accuracies(style_rows=None):
+        batch = {k: x.to(device) for k, x in collate(songs, styles, style_rows).items()}
+        del batch['steps'], batch['pulse']  # targets, not inputs
+        out, table = net.logits(**batch), batch['table']
+        kind = table[..., KIND]
+        placed = (kind >= 0) & (kind != STOP)
+        hit = lambda name, col: (out[name].argmax(-1) == table[..., col])[placed].float().mean().item()
+        gap_hit = (out['kind'][..., :2].argmax(-1) == kind)[placed].float().mean().item()  # line or gap
+        baseline = (table[..., LENGTH] == int(common_class))[placed].float().mean().item()
+        # a line's seconds given its class, by the seconds head and by the class's mean: median |error| / seconds
+        truth = net.log_seconds(table)[kind == LINE]
+        seconds_error = [(torch.exp(x - truth) - 1).abs().median().item() for x in (out['seconds'][kind == LINE], 0.0)]
+        pulse = out['pulse'].argmax(-1).cpu().numpy()  # (B,) which of config.pulses
+        return (hit('length', LENGTH), baseline, gap_hit, hit('role', ROLE), seconds_error,
+                out['steps'].float().exp().cpu().numpy(), np.array(net.config.pulses or [0.0])[pulse])
+
+    length_acc, length_base, gap_acc, role_acc, seconds_error, steps, pulses = accuracies()
+    # the song's pulse against the real one, and the training songs' median pulse's
+    real_pulse = np.array([s['pulse'] for s in songs])
+    pulsed = real_pulse > 0
+    corpus_pulse = np.median([s['pulse'] for s in train['songs'] if s['pulse'] > 0] or [1.0])
+    pulse_error, pulse_error_corpus = (float(np.median(np.abs(p / real_pulse[pulsed] - 1))) if pulsed.any() else None
+                                       for p in (pulses[pulsed], corpus_pulse))
+    # where each syllable starts by the predicted steps in its line's true length, and by an even share
+    fps, errors = frame_rate(meta['settings']), dict(rhythm=[], even=[])
+    for s, predicted in zip(songs, steps):
+        table = s['table']
+        truth = rhythm_onsets(table, s['rhythm'])
+        sung = sung_syllables(table, truth.shape[1])
+        shares = step_shares(predicted[:len(table)], table[:, N_TOKENS], (table[:, END] - table[:, START]) / fps)
+        for key, onsets in (('rhythm', rhythm_onsets(table, shares)), ('even', even_onsets(table, truth.shape[1]))):
+            errors[key].append(np.abs(onsets - truth)[sung] / fps)
+    onset_error, even_error = (float(np.median(np.concatenate(errors[k]))) for k in ('rhythm', 'even'))
+    # another style for every song: the next style text of the table that differs from its own
+    texts = styles['texts']
+    others = [next((r % len(texts) for r in range(s['style'] + 1, s['style'] + len(texts))
+                    if texts[r % len(texts)] not in ('', texts[s['style']])), None) for s in songs]
+    swapped_acc = accuracies(others)[0] if None not in others else None
+
+    in_order, errors, sampled = [], [], dict(seconds=[], onsets=[], off_grid=[], off_grid_chance=[])
+    vocab = meta['vocab']
+    starts = lambda shares, seconds: (np.cumsum(shares) - shares) * seconds  # a line's syllable onsets, seconds
+    for i, s in enumerate(songs):
+        rows = np.flatnonzero(s['table'][:, KIND] == LINE)
+        pieces = [dict(text='', tokens=[vocab[t] for t in s['tokens'][r, :s['table'][r, N_TOKENS]]],
+                       role=ROLES[s['table'][r, ROLE]]) for r in rows]
+        blocks, _ = planner.plan(net, pieces, styles['embeddings'][s['style']], styles['mask'][s['style']],
+                               meta['settings'], temperature=1.0, seed=i)
+        sung = [b['pinyin'] for b in blocks if b['kind'] == 'line']
+        in_order.append(sum(a == ' '.join(p['tokens']) for a, p in zip(sung, pieces)) / len(pieces) if len(sung) == len(pieces) else 0.0)
+        real = meta['songs'][s['name']]['seconds']
+        errors.append(abs(blocks[-1]['start'] - real) / real)
+        for r, b in zip(rows, [b for b in blocks if b['kind'] == 'line']):  # each line's timing against the real one
+            seconds, n = (s['table'][r, END] - s['table'][r, START]) / fps, s['table'][r, N_TOKENS]
+            sampled['seconds'].append(abs(b['seconds'] / seconds - 1))
+            sampled['onsets'].extend(np.abs(starts(np.array(b['rhythm']), b['seconds']) - starts(s['rhythm'][r, :n], seconds)))
+        if s['pulse'] > 0:  # the planned syllables against the real song's grid (its pulse, at its phase)
+            p, table = s['pulse'], s['table']
+            truth = rhythm_onsets(table, s['rhythm'])[sung_syllables(table, s['rhythm'].shape[1])] / fps
+            phase = np.angle(np.exp(2j * np.pi * truth / p).sum()) / (2 * np.pi) * p
+            planned = np.concatenate([b['start'] + starts(np.array(b['rhythm']), b['seconds'])
+                                      for b in blocks if b['kind'] == 'line'])
+            off = (planned - phase) / p
+            sampled['off_grid'].extend(np.abs(off - np.round(off)) * p)
+            sampled['off_grid_chance'].append(p / 4)  # onsets anywhere: a quarter of a pulse
+    figures = dict(length_acc=length_acc, length_acc_baseline=length_base, gap_acc=gap_acc, role_acc=role_acc,
+                   lines_in_order=float(np.mean(in_order)), length_error_median=float(np.median(errors)),
+                   length_acc_swapped_style=swapped_acc, line_seconds_error=seconds_error[0],
+                   line_seconds_error_class_mean=seconds_error[1], onset_error=onset_error, onset_error_even=even_error,
+                   sampled_line_seconds_error=float(np.median(sampled['seconds'])),
+                   sampled_onset_error=float(np.median(sampled['onsets'])), pulse_error=pulse_error,
+                   pulse_error_corpus=pulse_error_corpus,
+                   sampled_off_grid=float(np.median(sampled['off_grid'])) if sampled['off_grid'] else None,
+                   off_grid_chance=float(np.median(sampled['off_grid_chance'])) if sampled['off_grid'] else None)
+    print(f"{len(songs)} validation songs; teacher-forced unless it says sampled")
+    print(f"length-class accuracy     {length_acc:.3f}  (always the most common class: {length_base:.3f})")
+    if swapped_acc is None:
+        print("  with another song's style: skipped, the songs have fewer than two distinct styles")
+    else:
+        print(f"  with another song's style {swapped_acc:.3f}")
+    print(f"gap-versus-line accuracy  {gap_acc:.3f}")
+    print(f"role accuracy             {role_acc:.3f}")
+    print(f"a line's seconds given its class: median error {seconds_error[0]:.3f} of its length (the class's mean: "
+          f"{seconds_error[1]:.3f})")
+    print(f"syllable onsets by the planned rhythm: median error {onset_error:.3f} s (an even share of the line: "
+          f"{even_error:.3f} s)")
+    print(f"sampled plans: lines placed in order {figures['lines_in_order']:.3f}, "
+          f"median |planned - real length| / real {figures['length_error_median']:.3f}; a line's seconds "
+          f"{figures['sampled_line_seconds_error']:.3f} of its length, its onsets {figures['sampled_onset_error']:.3f} s")
+    if pulse_error is not None:
+        print(f"the song's pulse: median error {pulse_error:.4f} of it (the training songs' median pulse: "
+              f"{pulse_error_corpus:.3f}); sampled plans' syllables off the real song's grid: median "
+              f"{figures['sampled_off_grid']:.3f} s (anywhere: {figures['off_grid_chance']:.3f} s)")
+    return figures

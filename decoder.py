@@ -7,7 +7,7 @@ Why rows, and why sampled: inside a sung line the melody cannot be predicted fro
 model that regresses the mean of the next second averages every pitch it could sing into a
 haze with no notes. A step of one row continues the note it is singing from the rows just made,
 so what is left to choose per step is small, and a generative head chooses it instead of
-averaging over it (README, "The decoder").
+averaging over it (docs/notes.md, "The decoder").
 
 Step t reads row t-1 (silence before the song) and the plan at row t: the Composer's embedding
 of the block the row lies in, the syllable sung there, and the seconds since the block and the
@@ -35,6 +35,7 @@ The autoencoder and the Composer are frozen: `ae_ckpt` and `composer_ckpt` name 
 corpus's latents are encoded once and cached beside its mels, keyed by the autoencoder
 checkpoint (prepare.py drops them when it redoes a song).
 """
+import math
 import os
 from dataclasses import dataclass
 
@@ -46,8 +47,10 @@ import torch.nn.functional as F
 import ae
 import composer
 from audio import frame_rate
-from checkpoint import checkpoint_key, feed_tensor, load_stages
-from lyrics import END, KIND, LINE, N_TOKENS, START, syllable_parts
+from checkpoint import checkpoint_key, feed_tensor, load_checkpoint, load_stages
+from lyrics import END, KIND, LINE, N_TOKENS, START, plan_blocks, syllable_parts
+from measures import frechet_distance, plot_song, spectral_flatness, sung_frames, voice_band
+from recogniser import error_figures, read_lines
 from transformer import Block, drop_condition, init_weights, rotary_tables, scale_residual_projections, time_features
 
 
@@ -378,3 +381,120 @@ def get_batch(data, batch_size, rng):
     picks = rng.choice(len(lengths), size=batch_size, p=lengths / lengths.sum())
     n = np.minimum(lengths[picks], data['block_size'])
     return collate(data, list(zip(picks, rng.integers(0, lengths[picks] - n + 1), n)))
+
+
+# -----------------------------------------------------------------------------
+# evaluation: free-running rollouts from the validation songs' plans, against the songs
+
+def rollout_figures(generated, real, swapped, tables, mels, decoded, settings):
+    """generated, real (and swapped: rollouts from the next song's plan and style): per song
+    latents (N_i, C, h, w) over the same segments; the songs' block tables and log-mels; decoded:
+    the autoencoder's mels of generated and real latents ('generated', 'reconstructed': lists) -> the
+    figures that see blur:
+    - frechet: Frechet distance between generated and real segment latents, and the real songs'
+      own figure between the two halves of the validation set (the floor);
+    - sharpness: mean spectral flatness of the decoded mels in the voice band where the plan
+      sings, real / generated (1.0: as sharp as the real songs; a blur is flatter: below 1);
+      the same for the real latents through the autoencoder, which leaves a faint floor in bins
+      that are silent in the real mels and so caps what any Decoder can reach; and generated
+      against that reconstruction (1.0: the Decoder loses nothing beyond the autoencoder);
+    - swap: mean L1 between a rollout's latents and its song's, from another song's plan and
+      style over from its own (above 1: the plan and style steer the rollout)."""
+    flat = lambda zs: torch.cat(zs).flatten(1).double().numpy()  # (segments, C * h * w)
+    half = len(real) // 2
+    figures = dict(frechet=frechet_distance(flat(generated), flat(real)),
+                   frechet_floor=frechet_distance(flat(real[:half]), flat(real[half:])) if half > 1 else float('nan'))
+    band = voice_band(settings)
+    flatness = {'generated': [], 'real': [], 'reconstructed': []}
+    for i, (z_real, table, mel) in enumerate(zip(real, tables, mels)):
+        frames = len(z_real) * settings['segment_frames']
+        sung = sung_frames(table, frames)
+        mel = mel[:frames]
+        for key in ('generated', 'reconstructed'):
+            flatness[key].append(spectral_flatness(decoded[key][i], band)[sung])
+        flatness['real'].append(spectral_flatness(mel, band)[sung[:len(mel)]])
+    flatness = {k: float(np.concatenate(v).mean()) for k, v in flatness.items()}
+    figures.update(sharpness=flatness['real'] / flatness['generated'],
+                   sharpness_reconstructed=flatness['real'] / flatness['reconstructed'],
+                   sharpness_vs_autoencoder=flatness['reconstructed'] / flatness['generated'])
+    if swapped is not None:
+        distance = lambda zs: float(np.mean([(a - b).abs().mean().item() for a, b in zip(zs, real)]))
+        figures.update(rollout_l1=distance(generated), swap_ratio=distance(swapped) / distance(generated))
+    return figures
+
+
+def print_rollout_figures(figures):
+    print(f"Frechet distance, generated vs real latents  {figures['frechet']:.1f}  (real vs real, two halves of the "
+          f"songs: {figures['frechet_floor']:.1f})")
+    print(f"sharpness: real / generated flatness         {figures['sharpness']:.3f}  (1.0 = as sharp as real; "
+          f"the autoencoder's reconstructions: {figures['sharpness_reconstructed']:.3f}; generated against those: "
+          f"{figures['sharpness_vs_autoencoder']:.3f})")
+    if 'swap_ratio' in figures:
+        print(f"rollout L1 to the song, another plan / own   {figures['swap_ratio']:.3f}  (own: {figures['rollout_l1']:.4f})")
+
+
+def evaluate(net, meta, data_dir, device, config, reader=None, rollout_seconds=30.0, flow_steps=8, temperature=1.0,
+             cfg_scale=2.0, figure=''):
+    """The head's flow loss on the validation songs (a training diagnostic), then what a listener
+    would notice in free-running rollouts of rollout_seconds from each validation song's plan:
+    their latents' Frechet distance to the same songs' real latents, the sharpness of their
+    decoded mels where the plan sings, whether another song's plan takes them further from the
+    song (rollout_figures), and with a recogniser (recogniser_ckpt) the syllable error rate of
+    the lines they sing, beside the same lines of the songs' autoencoder reconstructions. config:
+    the checkpoint's training config; reader: the recogniser (None: the lyrics are not read);
+    the rest as in sample.py; figure: a PNG of the first song, real beside generated."""
+    config = dict(config, device=device)
+    data = load_data(data_dir, meta, 'val', config)
+    _, ae_model = load_checkpoint(config['ae_ckpt'], device, stage='ae')
+    songs, shape = data['songs'], data['latent_shape']
+    torch.manual_seed(0)
+    batch = {k: x.to(device) for k, x in collate(data, [(i, 0, len(s['latents'])) for i, s in enumerate(songs)]).items()}
+    flow_loss = net(**batch).item()
+    h = shape[1]
+    n = math.ceil(rollout_seconds * data['frames_per_second'] / data['segment_frames']) * h  # rows, whole segments
+    lengths = [min(n, len(s['latents']) // h * h) for s in songs]  # a shorter song is measured over its length
+    real = [from_rows(s['latents'][:k], shape) for s, k in zip(songs, lengths)]
+
+    def rollouts(plans=None):
+        batch = {k: x.to(device) for k, x in collate(data, [(i, 0, n) for i in range(len(songs))], plans).items()}
+        echo = torch.stack([F.pad(songs[i]['echo'][:n], (0, n - len(songs[i]['echo'][:n])), value=-1)
+                            for i in (plans or range(len(songs)))]).to(device)  # (B, n): the rows each plan's repeats echo
+        z = net.generate(batch['latents'][:, 0], *[batch[k] for k in ('row_block', 'row_time', 'row_syllable')], echo,
+                         *[batch[k] for k in ('plan', 'plan_mask', 'style', 'style_mask')], flow_steps=flow_steps, temperature=temperature,
+                         cfg_scale=cfg_scale).cpu()  # (B, n, row_dim)
+        return [from_rows(z[i, :k], shape) for i, k in enumerate(lengths)]
+
+    torch.manual_seed(0)
+    generated = rollouts()
+    swapped = rollouts([(i + 1) % len(songs) for i in range(len(songs))]) if len(songs) > 1 else None
+    mels = [np.load(os.path.join(data_dir, 'songs', s['name'], 'mel.npy')).astype(np.float32) for s in songs]
+    decode = lambda zs: [ae_model.decode_song(z.to(device)).float().cpu().numpy() for z in zs]
+    decoded = dict(generated=decode(generated), reconstructed=decode(real))
+    if figure:  # the first validation song: real, through the autoencoder, and generated from its plan
+        frames = lengths[0] // h * data['segment_frames']
+        blocks = plan_blocks(songs[0]['table'], songs[0]['tokens'], meta['vocab'], data['frames_per_second'])
+        plot_song(figure, [(f"real: {songs[0]['name']}", mels[0][:frames]),
+                           ('through the autoencoder', decoded['reconstructed'][0]),
+                           (f'generated from its plan (cfg_scale {cfg_scale})', decoded['generated'][0])],
+                  blocks, meta['settings'])
+        print(f"wrote {figure}")
+    figures = dict(flow_loss=flow_loss)
+    figures.update(rollout_figures(generated, real, swapped, [s['table'] for s in songs], mels, decoded, meta['settings']))
+    if reader is not None:  # the lines each rollout sings, read back; the same lines of the reconstructions
+        read = dict(generated=[], reconstructed=[])
+        for key in read:
+            truth = []
+            for song, mel in zip(songs, decoded[key]):
+                r, t = read_lines(reader, mel, song['table'], song['tokens'], meta['vocab'], meta['settings'])
+                read[key], truth = read[key] + r, truth + t
+        figures.update(error_figures({'': read['generated'], 'reconstructed': read['reconstructed']}, truth))
+    print(f"{len(songs)} validation songs, {sum(lengths) // h} segments of rollouts (up to {rollout_seconds:.0f} s "
+          f"each; flow_steps {flow_steps}, temperature {temperature}, cfg_scale {cfg_scale})")
+    print(f"the head's flow loss (teacher-forced)        {flow_loss:.4f}  (a training diagnostic)")
+    print_rollout_figures(figures)
+    if 'syllable_error_rate' in figures:
+        print(f"lyrics read back from the rollouts: syllable error rate {figures['syllable_error_rate']:.3f} (tone-free "
+              f"{figures['tone_free_error_rate']:.3f}); the same lines through the autoencoder "
+              f"{figures['syllable_error_rate_reconstructed']:.3f} ({figures['tone_free_error_rate_reconstructed']:.3f}); "
+              f"chance {figures['syllable_error_rate_chance']:.3f}")
+    return figures

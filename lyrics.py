@@ -307,6 +307,11 @@ def blocks_to_arrays(blocks, max_block_tokens):
     return table, tokens
 
 
+def line_numbers(table):
+    """(T, 7) -> (T,) for each block the number of its lyric line (1, 2, ...), 0 before the first."""
+    return np.cumsum(table[:, KIND] == LINE)
+
+
 def even_onsets(table, max_block_tokens):
     """The frame each syllable of a block table starts at, (P, max_block_tokens) int32, when a
     line's syllables share its time evenly: what is known of a plan, or of a song that prepare.py

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from composer import line_numbers
-from lyrics import KINDS, LINE, ROLES, STOP, class_seconds, encode, parse_lyrics, plan_arrays, split_line, step_shares
+from lyrics import (KINDS, LINE, ROLES, STOP, class_seconds, encode, line_numbers, parse_lyrics, plan_arrays, split_line,
+                    step_shares)
 from lyrics import length_class as length_class_of
 
 

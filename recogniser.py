@@ -36,9 +36,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ae import song_latents
-from audio import frame_rate
+from audio import frame_rate, mel_spectrogram, mel_to_wav
 from checkpoint import check_settings, checkpoint_key, feed_tensor, load_checkpoint
-from lyrics import END, GAP, INITIALS, KIND, LINE, N_TOKENS, SPECIALS, START, even_onsets, split_syllable, vocabulary
+from lyrics import (END, GAP, INITIALS, KIND, LINE, N_TOKENS, SPECIALS, START, even_onsets, place_lines, split_syllable,
+                    vocabulary)
 
 
 @functools.lru_cache(maxsize=1)
@@ -389,3 +390,78 @@ def get_batch(data, batch_size, rng):
     units[np.arange(units.shape[1]) < unit_lengths[:, None]] = [u for target in targets for u in target]
     return dict(mel=feed.index_select(0, index.view(-1)).view(*index.shape, -1), mel_lengths=torch.from_numpy(length),
                 units=torch.from_numpy(units), unit_lengths=torch.from_numpy(unit_lengths))
+
+
+# -----------------------------------------------------------------------------
+# evaluation: reading a song's lines, error rates with chance beside, and eval.py's figures
+
+def line_margin(settings):
+    return int(round(0.25 * frame_rate(settings)))  # 0.25 s either side of a line
+
+
+def read_lines(reader, mel, table, tokens, vocab, settings):
+    """What the recogniser reads in each lyric line of a block table that ends inside mel (T,
+    n_mels), and those lines' syllables: two lists."""
+    inside = table[:, END] <= len(mel)  # blocks are in time order: a prefix
+    lines = song_lines(table[inside], tokens[inside], vocab, len(mel), line_margin(settings))
+    return reader.read([mel[a:b] for a, b, _ in lines]), [syllables for _, _, syllables in lines]
+
+
+def error_figures(reads, truth):
+    """reads: {name: what was read in each line}; truth: each line's syllables -> the syllable and
+    tone-free error rates of each, named syllable_error_rate_<name> ('' names the main reading),
+    and _chance: the main reading against the lines half the list away (another song's)."""
+    others = truth[len(truth) // 2:] + truth[:len(truth) // 2]
+    figures = {}
+    for name, read, lines in [(k, r, truth) for k, r in reads.items()] + [('chance', reads[''], others)]:
+        suffix = '_' + name if name else ''
+        figures['syllable_error_rate' + suffix], figures['tone_free_error_rate' + suffix] = error_rates(read, lines)
+    return figures
+
+
+@torch.no_grad()
+def evaluate(net, meta, data_dir, device, ae_model=None, max_songs=40):
+    """Syllable error rates of the validation songs' lines as the recogniser reads them: from the
+    real mels, from the autoencoder's reconstructions, and from both through Griffin-Lim (the way
+    a generated song comes out); chance: each line's reading scored against another song's line.
+    Then the songs' lines placed without their stamps, by forced alignment and by prepare.py's
+    estimate from syllable counts: the error of each line's start against its stamp. ae_model:
+    the autoencoder whose reconstructions are read too (None: not); max_songs: the songs read."""
+    s = meta['settings']
+    fps = frame_rate(s)
+    names = [n for n in meta['split']['val'] if meta['songs'][n].get('timing') == 'lrc'][:max_songs]
+    reads, truth, start_errors, failed = {}, [], dict(aligned=[], estimated=[]), 0
+    for name in names:
+        mel = np.load(os.path.join(data_dir, 'songs', name, 'mel.npy')).astype(np.float32)
+        table, tokens = (np.load(os.path.join(data_dir, 'songs', name, f)) for f in ('blocks.npy', 'tokens.npy'))
+        lines = song_lines(table, tokens, meta['vocab'], len(mel), line_margin(s))
+        mels = dict(real=mel)
+        if ae_model is not None:
+            z = ae_model.encode_song(torch.from_numpy(mel).to(device))
+            mels['reconstructed'] = ae_model.decode_song(z)[:len(mel)].cpu().numpy()
+        for k in list(mels):  # through Griffin-Lim and back, as a generated song comes out
+            wav = mel_to_wav(torch.from_numpy(mels[k]), s['sample_rate'], s['n_fft'], s['hop_length'], s['n_mels'])
+            name_gl = 'griffin_lim' if k == 'real' else k + '_griffin_lim'
+            mels[name_gl] = mel_spectrogram(wav, s['sample_rate'], s['n_fft'], s['hop_length'], s['n_mels']).numpy()
+        for k, m in mels.items():
+            reads.setdefault(k, []).extend(net.read([m[a:b] for a, b, _ in lines]))
+        truth += [syllables for _, _, syllables in lines]
+        stamps = table[table[:, KIND] == LINE, START] / fps
+        unstamped = [dict(tokens=syllables, start=None) for _, _, syllables in lines]
+        estimated, _, _ = place_lines(dict(lines=unstamped, end_stamps=[]), meta['songs'][name]['seconds'])
+        aligned, _ = align_lines(read_song(net, mel), unstamped, net.config.downsample / fps)
+        failed += aligned is None
+        for k, placed in (('estimated', estimated), ('aligned', aligned or estimated)):
+            start_errors[k] += [abs(line['start'] - t) for line, t in zip(placed, stamps)]
+    figures = error_figures({'' if k == 'real' else k: read for k, read in reads.items()}, truth)
+    print(f"{len(names)} validation songs, {len(truth)} lines, {sum(map(len, truth))} syllables")
+    print("                                    syllable error rate   tone-free")
+    for k in list(reads) + ['chance']:
+        suffix = '' if k == 'real' else '_' + k
+        print(f"  {k.replace('_', ' '):32s}  {figures['syllable_error_rate' + suffix]:.3f}"
+              f"                 {figures['tone_free_error_rate' + suffix]:.3f}")
+    print(f"line starts without their stamps: |error| median, 90th percentile ({failed} songs not aligned: estimated)")
+    for k, errors in start_errors.items():
+        figures[f'{k}_start_error_median'], figures[f'{k}_start_error_p90'] = np.median(errors), np.percentile(errors, 90)
+        print(f"  {k:10s} {figures[f'{k}_start_error_median']:.3f} s  {figures[f'{k}_start_error_p90']:.3f} s")
+    return figures

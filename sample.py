@@ -11,9 +11,6 @@ spectrogram, with the plan's lines and gaps marked above it).
 import os
 from contextlib import nullcontext
 
-import matplotlib
-matplotlib.use('Agg')  # files only, no window
-import matplotlib.pyplot as plt
 import numpy as np
 import soundfile as sf
 import torch
@@ -26,7 +23,8 @@ import style as style_encoder
 from audio import frame_rate
 from checkpoint import load_checkpoint, load_stages
 from configurator import configure
-from lyrics import plan_arrays, plan_onsets, read_lyrics
+from lyrics import line_numbers, plan_arrays, plan_onsets, read_lyrics
+from measures import plot_song
 
 # -----------------------------------------------------------------------------
 lyrics = ''  # a lyrics.txt (section headers, optional LRC stamps); or
@@ -57,7 +55,7 @@ def render(blocks, style_embedding, style_mask, ae_model, composer_model, decode
     """A plan -> log-mels (frames, n_mels) of the song, as long as the plan (at most max_seconds).
     sampling: the Decoder's flow_steps, temperature and cfg_scale."""
     table, tokens = plan_arrays(blocks, settings)
-    song = dict(table=table, tokens=tokens, lines=composer.line_numbers(table),
+    song = dict(table=table, tokens=tokens, lines=line_numbers(table),
                 lyrics=composer.lyric_sequence(table, tokens), style=0)
     styles = dict(embeddings=style_embedding[None], mask=style_mask[None])
     dev = style_embedding.device
@@ -76,37 +74,6 @@ def render(blocks, style_embedding, style_mask, ae_model, composer_model, decode
                                          style_mask[None], **sampling)  # (1, n_rows, row_dim)
         mel = ae_model.decode_song(decoder.from_rows(latents[0], ae_model.latent_shape))
     return mel[:frames].float()
-
-
-def plot_song(path, panels, blocks, settings, max_seconds=None):
-    """Spectrogram figure(s) of a song under its plan: panels is a list of (title, log-mels
-    (frames, n_mels)), drawn one above the other with time in seconds along the bottom, frequency
-    on the side, each planned lyric line shaded and labelled with its pinyin, gaps left clear."""
-    fps = frame_rate(settings)
-    mel_hz = audio.mel_frequencies(settings['sample_rate'], settings['n_mels'])
-    fig, axes = plt.subplots(len(panels), 1, figsize=(14, 3.2 * len(panels)), sharex=True, squeeze=False)
-    for ax, (title, mel) in zip(axes[:, 0], panels):
-        mel = mel.float().cpu().numpy() if torch.is_tensor(mel) else mel
-        seconds = len(mel) / fps if max_seconds is None else min(max_seconds, len(mel) / fps)
-        # mel bins are evenly spaced in mels, not Hz: label the bins with their centre frequencies
-        shown = mel[:round(seconds * fps)].T
-        ax.imshow(np.sqrt(np.clip(shown, 0, None)), origin='lower', aspect='auto', cmap='magma',  # sqrt: quiet parts show
-                  extent=(0, seconds, 0, len(mel_hz)), interpolation='nearest', vmin=0,
-                  vmax=max(np.sqrt(np.percentile(shown, 99.8)), 1e-3))
-        ticks = [b for b in range(0, len(mel_hz), max(1, len(mel_hz) // 6))]
-        ax.set_yticks(ticks, [f"{mel_hz[b] / 1000:.1f}" for b in ticks])
-        ax.set_ylabel('kHz')
-        ax.set_title(title, loc='left', fontsize=10)
-        lines = [b for b in blocks[:-1] if b['kind'] == 'line' and b['start'] < seconds]
-        for i, b in enumerate(lines):
-            ax.axvspan(b['start'], b['start'] + b['seconds'], ymin=0.95, ymax=1.0, color='tab:cyan', alpha=0.9)
-            ax.axvline(b['start'], color='white', lw=0.6, alpha=0.5)
-            ax.text(b['start'] + 0.05, len(mel_hz) * (0.92 - 0.07 * (i % 2)), b.get('pinyin', ''), color='white',
-                    fontsize=6, va='top', clip_on=True)  # every other line lower, so that labels do not overlap
-    axes[-1, 0].set_xlabel('seconds')
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main():

@@ -23,7 +23,7 @@ and style.txt. What is in the audio:
   instrumental breaks and a last chorus sung twice (song_form);
 - a style (STYLES): tempo, voice register and brightness, backing instrument, drum pattern.
 The backing (chords, bass, drums) is low-passed at BACKING_MAX_HZ, so energy above
-VOICE_BAND_HZ comes from the voice alone: eval.py and the tests measure where it sings from that.
+audio.VOICE_BAND_HZ comes from the voice alone: measures.py and the tests find where it sings from that.
 """
 import functools
 import os
@@ -57,7 +57,6 @@ num_workers = 2
 # -----------------------------------------------------------------------------
 
 BACKING_MAX_HZ = 1000.0  # nothing of the backing lies above this
-VOICE_BAND_HZ = 1500.0  # energy above this is the voice (the margin covers the filter's skirt)
 
 STYLES = {
     'ballad': dict(text='slow piano ballad, soft female vocal, brushed drums, 72 bpm', bpm=72,

@@ -9,7 +9,9 @@ import soundfile as sf
 import torch
 
 import audio
+import measures
 import planner
+import synth
 from conftest import TINY_TRAIN, run_script
 from lyrics import vocabulary_hash
 
@@ -137,7 +139,6 @@ def test_bad_checkpoints(run_sample, tiny_stages, tiny_data, tmp_path):
 
 
 def test_whole_song_figures_see_drums_fade_tempo_drift_and_silence():
-    import eval as evaluate
     fps, n_mels = 50, 16
     band = np.arange(n_mels) >= 12  # the voice band: the top bins
 
@@ -148,7 +149,7 @@ def test_whole_song_figures_see_drums_fade_tempo_drift_and_silence():
             for beat in np.arange(t0, t0 + 60 * fps, 60 * fps / bpm).astype(int):
                 mel[beat:beat + 3, :12] += level
         mel[silence[0]:silence[1]] = 0.0
-        return evaluate.whole_song_figures(mel, len(mel), fps, band)
+        return measures.whole_song_figures(mel, len(mel), fps, band)
 
     steady = song((120, 120, 120), (2.0, 2.0, 2.0))
     assert 0.9 < steady['drums_last_over_first'] < 1.1 and steady['tempo_spread'] < 0.03
@@ -159,8 +160,6 @@ def test_whole_song_figures_see_drums_fade_tempo_drift_and_silence():
 
 
 def test_tune_memory_tells_a_line_sung_again_from_another_tune():
-    import eval as evaluate
-    import synth
     sr, settings = 16000, dict(sample_rate=16000, n_fft=1024, hop_length=128, n_mels=128)
     rng = np.random.default_rng(0)
     tunes = dict(a=[60, 62, 64, 65], b=[67, 64, 69, 62])  # two lines' notes; 'a' comes back
@@ -171,9 +170,9 @@ def test_tune_memory_tells_a_line_sung_again_from_another_tune():
         table.append([0, 2, 0, 1, start, sum(len(w) for w in wav) // settings['hop_length'], 4])
         tokens[i, :4] = 5 if name == 'a' else 6
     mel = audio.mel_spectrogram(torch.from_numpy(np.concatenate(wav)).float(), sr, 1024, 128, 128).numpy()
-    pitch = evaluate.pitch_track(mel, settings)
+    pitch = measures.pitch_track(mel, settings)
     note = [np.median(pitch[round((0.4 * k + 0.15) * 125):round((0.4 * k + 0.3) * 125)]) for k in range(4)]
     assert np.allclose(note, tunes['a'], atol=0.6), note  # the notes, to a quarter tone or so (ma1: no bend)
-    same, different = evaluate.tune_memory(mel, np.array(table), tokens, settings)
+    same, different = measures.tune_memory(mel, np.array(table), tokens, settings)
     assert len(same) == 1 and len(different) == 2
     assert same[0] < 0.5 and min(different) > 1.5, (same, different)

@@ -6,6 +6,7 @@ import pytest
 import soundfile as sf
 
 import synth
+from audio import VOICE_BAND_HZ
 from lyrics import parse_lyrics, place_lines
 
 HOP = 80  # 5 ms at 16 kHz
@@ -71,7 +72,7 @@ def test_lrc_stamps_match_the_voice_within_20ms(tiny_corpus):
     checked = 0
     for name in sorted(os.listdir(tiny_corpus)):
         wav, sr, text, _ = load(tiny_corpus / name)
-        voice = band_energy_db(wav, sr, synth.VOICE_BAND_HZ)
+        voice = band_energy_db(wav, sr, VOICE_BAND_HZ)
         floor = np.percentile(voice, 5)
         singing = voice > floor + 20
         song = parse_lyrics(text)
@@ -92,7 +93,7 @@ def test_backing_stays_below_the_voice_band(tiny_corpus):
         wav, sr, text, _ = load(tiny_corpus / name)
         lines, _, _ = place_lines(parse_lyrics(text), len(wav) / sr)
         first = int(lines[0]['start'] * sr / HOP)
-        voice, everything = band_energy_db(wav, sr, synth.VOICE_BAND_HZ), band_energy_db(wav, sr, 50)
+        voice, everything = band_energy_db(wav, sr, VOICE_BAND_HZ), band_energy_db(wav, sr, 50)
         intro, sung = slice(10, first - 20), slice(first, first + 200)
         # the intro has drums and chords, yet nothing in the voice band
         assert voice[intro].max() < voice[sung].max() - 40
