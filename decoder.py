@@ -448,10 +448,12 @@ def evaluate(net, meta, data_dir, device, config, reader=None, rollout_seconds=3
     _, ae_model = load_checkpoint(config['ae_ckpt'], device, stage='ae')
     songs, shape = data['songs'], data['latent_shape']
     torch.manual_seed(0)
+    # every row once, in windows of block_size rows as in training (a row attends back that far, no further)
+    B = data['block_size']
+    windows = [(j, a, min(B, len(s['latents']) - a)) for j, s in enumerate(songs) for a in range(0, len(s['latents']), B)]
     total, n_rows = 0.0, 0
-    for i in range(0, len(songs), 8):  # whole songs, a few at a time: 70 four-minute songs at once take 24 GB
-        batch = {k: x.to(device) for k, x in collate(data, [(j, 0, len(songs[j]['latents']))
-                                                            for j in range(i, min(i + 8, len(songs)))]).items()}
+    for i in range(0, len(windows), 32):
+        batch = {k: x.to(device) for k, x in collate(data, windows[i:i + 32]).items()}
         n = batch['mask'].sum().item()
         total, n_rows = total + net(**batch).item() * n, n_rows + n
     flow_loss = total / n_rows

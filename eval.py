@@ -34,8 +34,8 @@ device = 'cpu'
 seam_frames = 2  # frames each side of a segment join that count as "at the join"
 rollout_seconds = 30.0  # decoder: length of the free-running rollouts
 flow_steps = 8  # decoder: Euler steps of the head per row
-temperature = 1.0  # decoder: scale of the head's starting noise
-cfg_scale = 2.0  # decoder: classifier-free guidance in the rollouts (sample.py's decoder_cfg_scale)
+decoder_temperature = 1.0  # decoder: scale of the head's starting noise (as in sample.py)
+decoder_cfg_scale = 2.0  # decoder: classifier-free guidance in the rollouts, 1.0 = off (as in sample.py)
 samples_dir = ''  # a folder of sample.py's output: evaluate those songs instead of a checkpoint
 recogniser_ckpt = 'out-recogniser-synth/ckpt.pt'  # samples, decoder: reads the songs' lyrics back ('' = not)
 ae_ckpt = 'out-ae-synth/ckpt.pt'  # recogniser: it reads this autoencoder's reconstructions too ('' = not)
@@ -179,5 +179,5 @@ if __name__ == '__main__':
     else:
         figures = decoder.evaluate(net, meta, data_dir, device, checkpoint['config'],
                                    load_reader(recogniser_ckpt, meta['settings'], data_dir), rollout_seconds, flow_steps,
-                                   temperature, cfg_scale, figure)
+                                   decoder_temperature, decoder_cfg_scale, figure)
     print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in figures.items()}))
