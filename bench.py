@@ -228,7 +228,7 @@ def bench_decoder():
             if n <= reference_rows:
                 t_full, (z_full, *_) = timed(lambda run: sample(n, False), repeats)
                 diff = (z_cache - z_full).abs().max().item()
-            t_head = timed(lambda run: [net.head.sample(hidden, flow_steps, cfg_scale=cfg_scale if cfg_scale != 1.0 else None)
+            t_head = timed(lambda run: [net.head.sample(hidden, flow_steps, cfg_scale=cfg_scale)
                                         for _ in range(n)], repeats)[0]
             rows.append((size, n, sum(p.numel() for p in net.parameters()), t_cache, t_full, diff, t_head / t_cache))
     print(f"\ndecoder sampling one song, one latent row per step, flow_steps {flow_steps}, cfg_scale {cfg_scale}, "

@@ -124,16 +124,17 @@ class FlowHead(nn.Module):
         x = (1 - s[..., None]) * noise + s[..., None] * row
         return (self(x, s, h.unsqueeze(-2)) - (row - noise)).pow(2).mean((-2, -1))
 
-    def sample(self, h, steps, temperature=1.0, cfg_scale=None):
+    def sample(self, h, steps, temperature=1.0, cfg_scale=1.0):
         """h (B, n_embd) -> rows (B, row_dim) float32, by Euler steps from noise * temperature.
-        With cfg_scale, h holds the conditional states then the unconditional ones (2B rows) and
-        the velocity is v_uncond + cfg_scale * (v_cond - v_uncond)."""
-        B = h.shape[0] // 2 if cfg_scale is not None else h.shape[0]
+        With cfg_scale other than 1.0 (off, as everywhere), h holds the conditional states then the
+        unconditional ones (2B rows) and the velocity is v_uncond + cfg_scale * (v_cond - v_uncond)."""
+        guided = cfg_scale != 1.0
+        B = h.shape[0] // 2 if guided else h.shape[0]
         x = temperature * torch.randn(B, self.out.out_features, device=h.device)
         for i in range(steps):
             s = torch.full((h.shape[0], 1), i / steps, device=h.device)
-            v = self((x if cfg_scale is None else x.repeat(2, 1))[:, None], s, h[:, None])[:, 0].float()
-            if cfg_scale is not None:
+            v = self((x.repeat(2, 1) if guided else x)[:, None], s, h[:, None])[:, 0].float()
+            if guided:
                 cond, uncond = v.chunk(2)
                 v = uncond + cfg_scale * (cond - uncond)
             x = x + v / steps  # float32 whatever the autocast: small steps must not round away
@@ -232,7 +233,7 @@ class Model(nn.Module):
             lo = t if use_cache else max(0, t + 1 - window)
             echo = made[batch, row_echo[:, lo:t + 1] + 1]  # (B', T, row_dim): made[0] where there is none (masked)
             h = self.hidden(made[:, lo:t + 1], echo, echo_mask[:, lo:t + 1], rows[:, lo:t + 1], conds, caches, lo)[:, -1]
-            made[:, t + 1] = self.head.sample(h, flow_steps, temperature, cfg_scale if guided else None).repeat(
+            made[:, t + 1] = self.head.sample(h, flow_steps, temperature, cfg_scale).repeat(
                 2 if guided else 1, 1)  # (B', row_dim)
         return made[:B, 1:]
 
