@@ -434,6 +434,7 @@ def print_rollout_figures(figures):
         print(f"rollout L1 to the song, another plan / own   {figures['swap_ratio']:.3f}  (own: {figures['rollout_l1']:.4f})")
 
 
+@torch.no_grad()
 def evaluate(net, meta, data_dir, device, config, reader=None, rollout_seconds=30.0, flow_steps=8, temperature=1.0,
              cfg_scale=2.0, figure=''):
     """The head's flow loss on the validation songs (a training diagnostic), then what a listener
