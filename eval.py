@@ -96,7 +96,7 @@ def eval_samples(samples_dir, meta, data_dir, reader, whole_song_seconds):
         if not np.isfinite(wav).all() or np.sqrt(np.mean(wav ** 2)) < 1e-3 or np.mean(np.abs(wav) >= 0.999) > 1e-3:
             bad += 1
         mel = audio.mel_spectrogram(torch.from_numpy(wav), sr, s['n_fft'], s['hop_length'], s['n_mels']).numpy()
-        table, tokens = plan_arrays(blocks, s)
+        table, tokens, _ = plan_arrays(blocks, s)
         agree.append(np.mean(voiced(mel[:, band].mean(1)) == sung_frames(table, len(mel))))
         if reader is not None:
             read, truth = read_lines(reader, mel, table, tokens, meta['vocab'], s)

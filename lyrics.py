@@ -4,15 +4,17 @@ Lyrics in, blocks out: the text side that prepare.py, the Composer and sample.py
     text = read_lyrics('song/lyrics.txt')         # UTF-8, else GB18030
     song = parse_lyrics(text)                     # lines with role and LRC times (or None)
     lines, timing, notes = place_lines(song, seconds)   # times for every line, stamped or estimated
-    blocks = build_blocks(lines, seconds, ...)    # lyric, gap and end blocks covering the song
-    table, tokens = blocks_to_arrays(blocks, max_block_tokens)   # the block table the models read
-    onsets = even_onsets(table, max_block_tokens)     # where each syllable starts (prepare.py can align them)
-    shares = rhythm(table, onsets)                # the same as each syllable's share of its line (plans keep these)
-    steps = syllable_steps(table, onsets, fps)    # seconds to the next syllable: what the Composer learns
-    pulse = song_pulse(table, onsets, fps)        # the grid the syllables start on: plans are put on it
+    blocks = build_blocks(song, lines, seconds, fps)   # the song as a plan: line, gap and end blocks
+    table, tokens, onsets = plan_arrays(blocks, settings)   # the block table the models read
+    blocks = plan_blocks(table, tokens, vocab, fps, onsets)  # and back
 
-The block table (P, len(BLOCK_COLUMNS)) is defined here, with its column indices (KIND, ...);
-plan_arrays / plan_blocks turn a plan (planner.py's block dicts, in seconds) into it and back.
+One form for a block and one for a syllable's timing, each way. A block is a dict, as planner.py
+writes it to a plan's JSON (kind, role, start and seconds, finish, and a line's text, pinyin and
+rhythm: its syllables' shares of its time), because people read and edit plans; the models read
+the block table (P, len(BLOCK_COLUMNS)), defined here with its column indices (KIND, ...), and
+the frame each syllable starts at, onsets (P, K): prepare.py aligns these. rhythm and
+rhythm_onsets turn one timing into the other; the Composer's seconds between syllables are its
+own (composer.syllable_steps, planner.step_shares).
 
 Written rules for what people actually paste (each has a test):
 - Section headers on their own line: [verse], [Verse 2], [PRE-CHORUS], [hook], [inst] ...
@@ -251,7 +253,9 @@ def _gap_role(song, lines, i):
 
 def build_blocks(song, lines, seconds, frames_per_second, max_block_seconds=8.0, min_gap_seconds=0.5,
                  n_length_classes=8, max_block_tokens=24):
-    """Placed lines -> blocks covering [0, seconds] in order, then an end block.
+    """Placed lines -> the song as a plan: blocks covering [0, seconds] in order, then an end
+    block, in the form planner.plan writes them (kind, role, start, seconds, finish,
+    length_class, and a line's text and pinyin), their times on whole mel frames.
 
     A pause shorter than min_gap_seconds is absorbed into the block before it; a longer one is
     a gap block, cut into equal pieces of at most max_block_seconds. A line of more than
@@ -260,12 +264,12 @@ def build_blocks(song, lines, seconds, frames_per_second, max_block_seconds=8.0,
     """
     blocks = []
 
-    def add(kind, role, start, end, tokens=()):
+    def add(kind, role, start, end, line=None, tokens=()):
         if blocks and start - blocks[-1]['end'] < min_gap_seconds:
             start = blocks[-1]['end'] = max(blocks[-1]['end'], start)  # absorb a short pause
         elif not blocks and start < min_gap_seconds:
             start = 0.0
-        blocks.append(dict(kind=kind, role=role, start=start, end=max(start, end), tokens=list(tokens)))
+        blocks.append(dict(kind=kind, role=role, start=start, end=max(start, end), line=line, tokens=tokens))
 
     def add_gap(role, start, end):
         n = int(np.ceil((end - start) / max_block_seconds - 1e-9))
@@ -280,31 +284,21 @@ def build_blocks(song, lines, seconds, frames_per_second, max_block_seconds=8.0,
         sung, n = 0, len(line['tokens'])
         for piece in split_line(line['tokens'], max_block_tokens):  # times in proportion to syllables
             t0, sung = start + (line['end'] - start) * sung / n, sung + len(piece)
-            add('line', line['role'], t0, start + (line['end'] - start) * sung / n, piece)
+            add('line', line['role'], t0, start + (line['end'] - start) * sung / n, line, piece)
         cursor = max(cursor, blocks[-1]['end'])
     if seconds - cursor >= min_gap_seconds:
         add_gap(_gap_role(song, lines, len(lines)), cursor, seconds)
     elif blocks:
         blocks[-1]['end'] = seconds
-    blocks.append(dict(kind='end', role='none', start=seconds, end=seconds, tokens=[]))
+    plan = []
     for block, following in zip(blocks, blocks[1:] + [None]):
-        block['finish'] = int(following is None or following['kind'] != block['kind']
-                              or following['role'] != block['role'])
-        block['length_class'] = length_class(block['end'] - block['start'], n_length_classes, max_block_seconds)
-        block['start_frame'] = int(round(block['start'] * frames_per_second))
-        block['end_frame'] = int(round(block['end'] * frames_per_second))
-    return blocks
-
-
-def blocks_to_arrays(blocks, max_block_tokens):
-    """-> (int32 [n_blocks, len(BLOCK_COLUMNS)], int32 token ids [n_blocks, max_block_tokens], 0-padded)."""
-    table = np.zeros((len(blocks), len(BLOCK_COLUMNS)), dtype=np.int32)
-    tokens = np.zeros((len(blocks), max_block_tokens), dtype=np.int32)
-    for i, b in enumerate(blocks):
-        table[i] = [KINDS.index(b['kind']), ROLES.index(b['role']), b['length_class'], b['finish'],
-                    b['start_frame'], b['end_frame'], len(b['tokens'])]
-        tokens[i, :len(b['tokens'])] = encode(b['tokens'])
-    return table, tokens
+        start, end = (round(t * frames_per_second) / frames_per_second for t in (block['start'], block['end']))
+        finish = following is None or following['kind'] != block['kind'] or following['role'] != block['role']
+        plan.append(dict(kind=block['kind'], role=block['role'], start=start, seconds=end - start, finish=finish,
+                         length_class=length_class(end - start, n_length_classes, max_block_seconds)))
+        if block['kind'] == 'line':
+            plan[-1].update(text=block['line']['text'], pinyin=' '.join(block['tokens']))
+    return plan + [dict(kind='end', start=round(seconds * frames_per_second) / frames_per_second)]
 
 
 def line_numbers(table):
@@ -314,12 +308,10 @@ def line_numbers(table):
 
 def even_onsets(table, max_block_tokens):
     """The frame each syllable of a block table starts at, (P, max_block_tokens) int32, when a
-    line's syllables share its time evenly: what is known of a plan, or of a song that prepare.py
-    did not align (0 past a block's syllables)."""
-    k = np.arange(max_block_tokens)
-    n = np.maximum(table[:, N_TOKENS], 1)[:, None]
-    onsets = table[:, START, None] + (table[:, END] - table[:, START])[:, None] * k // n
-    return np.where(k < table[:, N_TOKENS, None], onsets, 0).astype(np.int32)
+    line's syllables share its time evenly: what is known of a song that prepare.py did not
+    align, or of a plan line without a rhythm."""
+    k, n = np.arange(max_block_tokens), table[:, N_TOKENS, None]
+    return rhythm_onsets(table, np.where(k < n, 1.0 / np.maximum(n, 1), 0.0))
 
 
 def sung_syllables(table, max_block_tokens):
@@ -349,58 +341,10 @@ def rhythm_onsets(table, shares):
     return np.where(k < n, onsets, 0).astype(np.int32)
 
 
-def syllable_steps(table, onsets, frames_per_second):
-    """Seconds from each syllable's onset to the next one's, (P, K) float32: the rhythm the
-    Composer learns, as durations, which follow the tempo (0 for a line's last syllable, which
-    lasts what is left of the line however long the line is held, past its syllables and in gaps)."""
-    k, n = np.arange(onsets.shape[1]), table[:, N_TOKENS, None]
-    step = np.concatenate([onsets[:, 1:] - onsets[:, :-1], np.zeros_like(onsets[:, :1])], 1)
-    return np.where((k < n - 1) & (table[:, KIND, None] == LINE), step / frames_per_second, 0).astype(np.float32)
-
-
-def song_pulse(table, onsets, frames_per_second):
-    """The song's pulse: the period in seconds of the grid its syllables start on, 0.0 when no
-    line has two syllables. From the median step between syllables, then the period near it
-    whose grid fits every onset best (the peak of |sum exp(2 pi i t / period)| over the onsets t:
-    any phase, and precise to a few parts in 10,000 because the onsets span the whole song)."""
-    steps = syllable_steps(table, onsets, frames_per_second)
-    if not (steps > 0).any():
-        return 0.0
-    t = onsets[sung_syllables(table, onsets.shape[1])] / frames_per_second  # (S,) seconds
-    periods = np.median(steps[steps > 0]) * np.exp(np.linspace(-0.25, 0.25, 2001))
-    fit = np.abs(np.exp(2j * np.pi * t[None] / periods[:, None]).sum(1))  # (periods,)
-    return float(periods[fit.argmax()])
-
-
-def step_shares(steps, n_syllables, seconds):
-    """Syllable steps (P, K) seconds, syllable counts (P,) and line lengths (P,) seconds -> each
-    syllable's share of its line (P, K), as rhythm gives them; the last syllable takes what is
-    left, at least half an even share (longer steps are scaled down to leave it that)."""
-    k, n = np.arange(steps.shape[1]), np.asarray(n_syllables)[:, None]
-    seconds = np.maximum(np.asarray(seconds, np.float64)[:, None], 1e-6)
-    s = np.where(k < n - 1, steps, 0.0)
-    room = seconds * (1 - 0.5 / np.maximum(n, 1))
-    s = s * np.minimum(1.0, room / np.maximum(s.sum(1, keepdims=True), 1e-9))
-    shares = s / seconds
-    return np.where(k == n - 1, 1 - shares.sum(1, keepdims=True), shares).astype(np.float32)
-
-
-def plan_onsets(blocks, table, max_block_tokens):
-    """Where each syllable of a plan starts, (P, max_block_tokens) int32 frames: by each line's
-    'rhythm' (its syllables' shares of the line's time, as the Composer plans them), by an even
-    share where a line has none. table: plan_arrays(blocks)'s."""
-    shares = np.zeros((len(table), max_block_tokens), np.float32)
-    for i, b in enumerate(blocks):
-        n = table[i, N_TOKENS]
-        r = np.asarray(b.get('rhythm') or [], np.float32)
-        shares[i, :n] = r / r.sum() if len(r) == n and r.sum() > 0 else 1 / max(n, 1)
-    return rhythm_onsets(table, shares)
-
-
 def plan_blocks(table, tokens, vocab, frames_per_second, onsets=None):
     """A block table (P, 7) and tokens (P, K) as prepare.py caches them, and its onsets (P, K) if
     known -> plan blocks (as planner.plan writes them: a real song's plan can be drawn, edited and
-    rendered); the inverse of plan_arrays and plan_onsets."""
+    rendered); the inverse of plan_arrays."""
     blocks, shares = [], None if onsets is None else rhythm(table, onsets)
     for row, ids in zip(table, tokens):
         start = round(float(row[START]) / frames_per_second, 3)
@@ -419,19 +363,24 @@ def plan_blocks(table, tokens, vocab, frames_per_second, onsets=None):
 
 
 def plan_arrays(blocks, settings):
-    """Plan blocks (from planner.plan or read_plan) -> the block table (P, 7) and tokens (P, K) that
-    prepare.py would have cached for them; a length edited by hand gets its length class."""
-    fps = frame_rate(settings)
+    """Plan blocks (from planner.plan, build_blocks or read_plan) -> the block table (P, 7), tokens
+    (P, K) and onsets (P, K) that the models read: each line's syllables start by its 'rhythm'
+    (their shares of its time), by an even share where it has none; a length edited by hand
+    gets its length class. The inverse of plan_blocks."""
+    fps, K = frame_rate(settings), settings['max_block_tokens']
     table = np.zeros((len(blocks), len(BLOCK_COLUMNS)), np.int64)
-    tokens = np.zeros((len(blocks), settings['max_block_tokens']), np.int64)
+    tokens = np.zeros((len(blocks), K), np.int64)
+    shares = np.zeros((len(blocks), K), np.float32)
     for i, b in enumerate(blocks):
         seconds = float(b.get('seconds', 0.0))
         table[i, [KIND, START, END]] = KINDS.index(b['kind']), round(float(b['start']) * fps), round((float(b['start']) + seconds) * fps)
+        table[i, FINISH] = b['kind'] == 'end' or bool(b.get('finish', False))  # the end ends a phrase
         if b['kind'] != 'end':
-            table[i, [ROLE, LENGTH, FINISH]] = (ROLES.index(b['role']),
-                                                length_class(seconds, settings['n_length_classes'], settings['max_block_seconds']),
-                                                bool(b.get('finish', False)))
+            table[i, [ROLE, LENGTH]] = (ROLES.index(b['role']),
+                                        length_class(seconds, settings['n_length_classes'], settings['max_block_seconds']))
         if b['kind'] == 'line':
-            ids = encode(b['pinyin'].split())[:settings['max_block_tokens']]
+            ids = encode(b['pinyin'].split())[:K]
             tokens[i, :len(ids)], table[i, N_TOKENS] = ids, len(ids)
-    return table, tokens
+            r = np.asarray(b.get('rhythm') or [], np.float32)
+            shares[i, :len(ids)] = r / r.sum() if len(r) == len(ids) and r.sum() > 0 else 1 / max(len(ids), 1)
+    return table, tokens, rhythm_onsets(table, shares)

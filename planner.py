@@ -9,7 +9,7 @@ Planning a song for new lyrics with a trained Composer, and plans as JSON files.
 A plan is a list of block dicts: kind ('line', 'gap', 'end'), role, start and seconds, finish,
 length_class, and for a line its text, pinyin and rhythm (each syllable's share of the line's
 time; an even share if it is left out). lyrics.plan_arrays turns it into the block table the
-models read, lyrics.plan_onsets into where each syllable starts.
+models read and where each syllable starts.
 
 Plans are put on the song's pulse (the Composer's, or one you give): every block ends, and
 every syllable starts, a whole number of pulses from the song's start. The Decoder sings on the
@@ -23,8 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lyrics import (KINDS, LINE, ROLES, STOP, class_seconds, encode, line_numbers, parse_lyrics, plan_arrays, split_line,
-                    step_shares)
+from lyrics import KINDS, LINE, ROLES, STOP, class_seconds, encode, line_numbers, parse_lyrics, plan_arrays, split_line
 from lyrics import length_class as length_class_of
 
 
@@ -39,6 +38,19 @@ def lyric_lines(text, max_block_tokens):
     if not pieces:
         raise ValueError("the lyrics have no singable line (no Hanzi, digits or Latin words)")
     return pieces
+
+
+def step_shares(steps, n_syllables, seconds):
+    """Syllable steps (P, K) seconds, syllable counts (P,) and line lengths (P,) seconds -> each
+    syllable's share of its line (P, K), as rhythm gives them; the last syllable takes what is
+    left, at least half an even share (longer steps are scaled down to leave it that)."""
+    k, n = np.arange(steps.shape[1]), np.asarray(n_syllables)[:, None]
+    seconds = np.maximum(np.asarray(seconds, np.float64)[:, None], 1e-6)
+    s = np.where(k < n - 1, steps, 0.0)
+    room = seconds * (1 - 0.5 / np.maximum(n, 1))
+    s = s * np.minimum(1.0, room / np.maximum(s.sum(1, keepdims=True), 1e-9))
+    shares = s / seconds
+    return np.where(k == n - 1, 1 - shares.sum(1, keepdims=True), shares).astype(np.float32)
 
 
 def allowed_roles(kind, pieces, next_line):
@@ -73,11 +85,11 @@ def on_pulse(start, seconds, steps, pulse):
 
 @torch.no_grad()
 def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, seed=0, cfg_scale=1.0, max_blocks=None,
-         pulse=None):
+         pulse=-1.0):
     """Plan a song for the lyric lines `pieces` (from lyric_lines): at each step the only choices
     are the next unsung line, a gap, or the end (once every line is placed), and a role that fits
-    where the block stands (allowed_roles). pulse: seconds, the grid the plan is put on; None:
-    the Composer's; 0: none. -> (list of block dicts (the plan JSON's blocks), the pulse).
+    where the block stands (allowed_roles). pulse: seconds, the grid the plan is put on; < 0:
+    the Composer's; 0: none (as sample.py's --pulse and the plan JSON's). -> (list of block dicts (the plan JSON's blocks), the pulse).
     style_embedding (S, D), style_mask (S,) from style.embed_styles; settings: the cache's."""
     config, device = model.config, next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
@@ -98,10 +110,10 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
         return int(torch.multinomial(F.softmax(logits / temperature, -1), 1, generator=generator))
 
     def model_input(blocks):  # the plan so far as the model reads it: (1, P, ...) tensors
-        table, tokens = plan_arrays(blocks, settings)
+        table, tokens, _ = plan_arrays(blocks, settings)
         return [torch.from_numpy(a)[None].to(device) for a in (table, tokens, line_numbers(table))]
 
-    if pulse is None:  # the song's pulse: a choice, like the blocks' below
+    if pulse < 0:  # the song's pulse: a choice, like the blocks' below
         pulse = config.pulses[sample([model.pulse_logits(c)[0] for c in conditions])] if config.pulses else 0.0
     blocks, next_line, seconds = [], 0, 0.0
     max_blocks = max_blocks or config.max_blocks - 1

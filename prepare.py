@@ -38,7 +38,7 @@ import recogniser
 from audio import frame_rate, mel_spectrogram
 from checkpoint import check_settings, checkpoint_key, load_checkpoint
 from configurator import configure
-from lyrics import (BLOCK_COLUMNS, KIND, KINDS, LINE, ROLES, blocks_to_arrays, build_blocks, even_onsets, parse_lyrics,
+from lyrics import (BLOCK_COLUMNS, KIND, KINDS, LINE, ROLES, build_blocks, parse_lyrics, plan_arrays,
                     place_lines, read_lyrics, vocabulary, vocabulary_hash)
 
 # -----------------------------------------------------------------------------
@@ -168,13 +168,11 @@ def prepare_song(job):
                 lines, timing = placed, 'aligned'
         blocks = build_blocks(song, lines, seconds, frames_per_second, settings['max_block_seconds'],
                               settings['min_gap_seconds'], settings['n_length_classes'], settings['max_block_tokens'])
-        for block in blocks:  # the blocks cover every mel frame, no more (a centred STFT has one extra)
-            block['start_frame'], block['end_frame'] = min(block['start_frame'], mel.shape[0]), min(block['end_frame'], mel.shape[0])
-        blocks[-2]['end_frame'] = blocks[-1]['start_frame'] = blocks[-1]['end_frame'] = mel.shape[0]
-        table, tokens = blocks_to_arrays(blocks, settings['max_block_tokens'])
-        if align is None:
-            onsets = even_onsets(table, settings['max_block_tokens'])
-        else:
+        blocks[-1]['start'] = mel.shape[0] / frames_per_second  # cover every mel frame (a centred STFT has one extra)
+        blocks[-2]['seconds'] = blocks[-1]['start'] - blocks[-2]['start']
+        table, tokens, onsets = plan_arrays(blocks, settings)  # onsets: an even share of each line
+        table, tokens = table.astype(np.int32), tokens.astype(np.int32)
+        if align is not None:
             onsets, aligned = recogniser.align_syllables(log_probs, table, tokens, model.config.downsample)
             entry['syllables_aligned'] = f"{aligned} of {int(np.sum(table[:, KIND] == LINE))} lines"
         np.save(os.path.join(out, 'blocks.npy'), table)

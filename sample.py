@@ -23,7 +23,7 @@ import style as style_encoder
 from audio import frame_rate
 from checkpoint import load_checkpoint, load_stages
 from configurator import configure
-from lyrics import line_numbers, plan_arrays, plan_onsets, read_lyrics
+from lyrics import line_numbers, plan_arrays, read_lyrics
 from measures import plot_song
 
 # -----------------------------------------------------------------------------
@@ -38,7 +38,7 @@ num_samples = 1
 seed = 1337
 temperature = 1.0  # the Composer's sampling temperature (0: its most likely plan)
 cfg_scale = 1.0  # classifier-free guidance for the Composer's style (1.0 = off): 3.0 pulls plans off the corpus's timing
-pulse = 0.0  # seconds: the grid the plan's blocks and syllables are put on (planner.py); 0: the Composer's; -1: none
+pulse = -1.0  # seconds: the grid the plan's blocks and syllables are put on (planner.py); -1: the Composer's; 0: none
 decoder_temperature = 1.0  # the Decoder's: scales the noise its head starts from
 decoder_cfg_scale = 2.0  # classifier-free guidance for the Decoder's plan and style; 1.0 = off
 flow_steps = 8  # Euler steps of the Decoder's head per latent row
@@ -54,7 +54,7 @@ def render(blocks, style_embedding, style_mask, ae_model, composer_model, decode
            **sampling):
     """A plan -> log-mels (frames, n_mels) of the song, as long as the plan (at most max_seconds).
     sampling: the Decoder's flow_steps, temperature and cfg_scale."""
-    table, tokens = plan_arrays(blocks, settings)
+    table, tokens, onsets = plan_arrays(blocks, settings)
     song = dict(table=table, tokens=tokens, lines=line_numbers(table),
                 lyrics=composer.lyric_sequence(table, tokens), style=0)
     styles = dict(embeddings=style_embedding[None], mask=style_mask[None])
@@ -65,7 +65,6 @@ def render(blocks, style_embedding, style_mask, ae_model, composer_model, decode
     n_rows = -(-frames // settings['segment_frames']) * h  # whole segments
     with ctx:
         plan_embeddings = composer_model.block_embeddings(**{k: x.to(dev) for k, x in composer.collate([song], styles).items()})
-        onsets = plan_onsets(blocks, table, tokens.shape[1])
         rows = decoder.plan_rows(table, tokens, onsets, n_rows, settings['segment_frames'] // h, frames_per_second)
         rows = [torch.from_numpy(r)[None].to(dev) for r in rows]
         first = decoder.silence_row(ae_model, settings, dev)[None].to(dev)
@@ -120,10 +119,9 @@ def main():
         name = os.path.join(out_dir, f'sample_{i}')
         if lyrics:
             print(f"sample {i}: planning {len(pieces)} lines")
-            with ctx:  # pulse: None asks the Composer, 0.0 plans off any grid
+            with ctx:
                 blocks, song_pulse = planner.plan(composer_model, pieces, style_embedding, style_mask, settings,
-                                                  temperature, seed + i, cfg_scale,
-                                                  pulse=max(pulse, 0.0) if pulse else None)
+                                                  temperature, seed + i, cfg_scale, pulse=pulse)
             if song_pulse:
                 print(f"sample {i}: on a pulse of {song_pulse:.3f} s ({60 / song_pulse:.1f} pulses a minute)")
         else:

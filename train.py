@@ -28,7 +28,7 @@ from torch.distributed import destroy_process_group, init_process_group
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.flop_counter import FlopCounterMode
 
-from checkpoint import check_settings, load_checkpoint, load_meta, save_checkpoint
+from checkpoint import check_settings, configure_optimizers, load_checkpoint, load_meta, save_checkpoint, to_device
 from configurator import configure, peek
 
 # -----------------------------------------------------------------------------
@@ -87,22 +87,6 @@ def get_lr(it):
         return min_lr
     ratio = (it - warmup_iters) / max(lr_decay_iters - warmup_iters, 1)
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
-
-
-def to_device(batch, device):
-    """A batch (a dict of tensors) on the training device; from host memory through pinned memory, so that
-    the copy overlaps with compute; tensors already there stay."""
-    if not device.startswith('cuda'):
-        return {k: x.to(device) for k, x in batch.items()}
-    return {k: (x.pin_memory() if x.device.type == 'cpu' else x).to(device, non_blocking=True) for k, x in batch.items()}
-
-
-def configure_optimizers(net, weight_decay, learning_rate, betas, device_type):
-    """AdamW with weight decay on matrices, kernels and embeddings, not on biases and norms; fused on CUDA."""
-    params = [p for p in net.parameters() if p.requires_grad]
-    groups = [dict(params=[p for p in params if p.dim() >= 2], weight_decay=weight_decay),
-              dict(params=[p for p in params if p.dim() < 2], weight_decay=0.0)]
-    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == 'cuda')
 
 
 if __name__ == '__main__':

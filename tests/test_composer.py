@@ -9,6 +9,7 @@ import torch
 
 import composer
 import planner
+from checkpoint import load_checkpoint, load_meta
 from conftest import run_script
 from lyrics import N_TOKENS, rhythm_onsets
 
@@ -85,14 +86,14 @@ def test_lyrics_without_a_singable_line_are_refused(text):
         planner.lyric_lines(text, 24)
 
 
-@pytest.mark.parametrize('pulse', [0.25, 0.4167, None])
+@pytest.mark.parametrize('pulse', [0.25, 0.4167, -1.0])
 def test_plans_are_put_on_the_pulse(untrained, pulse):
     # every block ends, and every syllable starts, a whole number of pulses from the song's start
     pieces = planner.lyric_lines('[verse]\n我爱你\n你爱我\n[chorus]\n蜜雪冰城甜蜜蜜\n', 24)
     style = torch.randn(5, 16), torch.ones(5, dtype=torch.bool)
     for seed in range(3):
         blocks, used = planner.plan(untrained, pieces, *style, SETTINGS, temperature=5.0, seed=seed, pulse=pulse)
-        assert used == pulse or (pulse is None and used in untrained.config.pulses)  # None: the Composer's pick
+        assert used == pulse or (pulse < 0 and used in untrained.config.pulses)  # -1: the Composer's pick
         on_grid = lambda t: abs(t / used - round(t / used)) * used < 4e-3  # a frame: the JSON rounds shares
         assert all(on_grid(b['start']) for b in blocks)
         for b in (b for b in blocks if b['kind'] == 'line'):
@@ -139,7 +140,7 @@ def test_plan_json_round_trip(untrained, tmp_path):
         planner.read_plan(path)
 
 
-def test_a_tiny_composer_learns(tiny_data, tiny_bert, tmp_path):
+def test_a_tiny_composer_learns(tiny_data, tiny_bert, tmp_path, capsys):
     # a rhythm to learn: every line's syllables even, less the last, which is held three times as long
     data = tmp_path / 'data'
     shutil.copytree(tiny_data, data)
@@ -169,7 +170,8 @@ def test_a_tiny_composer_learns(tiny_data, tiny_bert, tmp_path):
     meta = json.loads((seen / 'meta.json').read_text())
     meta['split']['val'] = meta['split']['train']
     (seen / 'meta.json').write_text(json.dumps(meta))
-    figures = json.loads(run_script('eval.py', f'--ckpt={tmp_path}/ckpt.pt', f'--data_dir={seen}').stdout.strip().splitlines()[-1])
+    checkpoint, net = load_checkpoint(f'{tmp_path}/ckpt.pt')  # the rest in this process: it spares a start-up each
+    figures = composer.evaluate(net, load_meta(seen), str(seen), 'cpu', checkpoint['config'])
     assert figures['line_seconds_error'] < 0.5 * figures['line_seconds_error_class_mean'], figures
     # and so do the plans it samples, line by line against the real songs'
     assert figures['sampled_line_seconds_error'] < 0.5 * figures['line_seconds_error_class_mean'], figures
@@ -183,6 +185,5 @@ def test_a_tiny_composer_learns(tiny_data, tiny_bert, tmp_path):
     for entry in meta['songs'].values():
         entry['style'] = 'pop'
     (one_style / 'meta.json').write_text(json.dumps(meta))
-    out = run_script('eval.py', f'--ckpt={tmp_path}/ckpt.pt', f'--data_dir={one_style}').stdout
-    assert 'fewer than two distinct styles' in out
-    assert json.loads(out.strip().splitlines()[-1])['length_acc_swapped_style'] is None
+    figures = composer.evaluate(net, load_meta(one_style), str(one_style), 'cpu', checkpoint['config'])
+    assert 'fewer than two distinct styles' in capsys.readouterr().out and figures['length_acc_swapped_style'] is None

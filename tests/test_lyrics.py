@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from lyrics import (BLOCK_COLUMNS, END, KIND, LINE, N_TOKENS, ROLES, START, blocks_to_arrays, build_blocks, class_seconds,
-                    encode, even_onsets, length_class, parse_lyrics, place_lines, plan_blocks, plan_onsets, read_lyrics,
-                    rhythm, rhythm_onsets, song_pulse, step_shares, syllable_steps, tokenize, vocabulary)
+from composer import song_pulse, syllable_steps
+from lyrics import (BLOCK_COLUMNS, END, FINISH, KIND, LINE, N_TOKENS, ROLES, START, build_blocks, class_seconds, encode,
+                    even_onsets, length_class, parse_lyrics, place_lines, plan_arrays, plan_blocks, read_lyrics, rhythm,
+                    rhythm_onsets, tokenize, vocabulary)
+from planner import step_shares
 
 
 # --- tokenization --------------------------------------------------------------------------
@@ -123,43 +125,52 @@ def test_punctuation_only_line_is_dropped_with_a_note():
 
 # --- blocks --------------------------------------------------------------------------------
 
+SETTINGS = dict(sample_rate=16000, hop_length=160, max_block_tokens=24, n_length_classes=8, max_block_seconds=8.0)  # 100 frames a second
+
+
 def blocks_of(text, seconds, **kw):
     song = parse_lyrics(text)
     lines, _, _ = place_lines(song, seconds)
     return build_blocks(song, lines, seconds, frames_per_second=100, **kw)
 
 
+def end(block):
+    return block['start'] + block['seconds']
+
+
 def test_blocks_cover_the_song_in_order():
     blocks = blocks_of('[intro]\n[verse]\n[00:05.00]我爱你\n[00:07.00]\n[00:20.00]你爱我\n[00:22.00]\n[outro]\n', 40.0)
     kinds = [b['kind'] for b in blocks]
     assert kinds[-1] == 'end' and kinds.count('end') == 1
-    assert blocks[0]['start'] == 0 and blocks[-2]['end'] == 40.0
-    for a, b in zip(blocks, blocks[1:]):
-        assert a['end'] == pytest.approx(b['start']) and a['end_frame'] == b['start_frame']
+    assert blocks[0]['start'] == 0 and end(blocks[-2]) == 40.0
+    table, _, _ = plan_arrays(blocks, SETTINGS)
+    for i, (a, b) in enumerate(zip(blocks, blocks[1:])):
+        assert end(a) == pytest.approx(b['start']) and table[i, END] == table[i + 1, START]
     assert blocks[0]['role'] == 'intro' and blocks[-2]['role'] == 'outro'
 
 
 def test_long_gaps_are_split():
     blocks = blocks_of('[00:20.00]我爱你\n[00:22.00]\n', 30.0, max_block_seconds=8.0)
-    intro = [b for b in blocks if b['kind'] == 'gap' and b['end'] <= 20.0]
-    assert len(intro) == 3 and all(b['end'] - b['start'] == pytest.approx(20 / 3) for b in intro)
+    intro = [b for b in blocks if b['kind'] == 'gap' and end(b) <= 20.0]
+    assert len(intro) == 3 and all(b['seconds'] == pytest.approx(20 / 3, abs=0.01) for b in intro)  # on frames
     assert [b['finish'] for b in intro] == [0, 0, 1]
 
 
 def test_short_pauses_are_absorbed_and_finish_tags():
     text = '[verse]\n[00:01.00]我爱你\n[00:03.30]你爱我\n[00:05.00]\n[chorus]\n[00:08.00]他爱她\n[00:10.00]\n'
     blocks = blocks_of(text, 12.0, min_gap_seconds=0.5)
-    kinds = [(b['kind'], b['role'], b['finish']) for b in blocks]
+    kinds = [(b['kind'], b['role'], b['finish']) for b in blocks[:-1]]
     # 0.3 s pause before line 2 is absorbed: no gap; line 1 runs on into line 2 (no finish)
     assert kinds == [('gap', 'intro', 1), ('line', 'verse', 0), ('line', 'verse', 1), ('gap', 'inst', 1),
-                     ('line', 'chorus', 1), ('gap', 'outro', 1), ('end', 'none', 1)]
+                     ('line', 'chorus', 1), ('gap', 'outro', 1)]
+    assert blocks[-1] == dict(kind='end', start=12.0) and plan_arrays(blocks, SETTINGS)[0][-1, FINISH] == 1
 
 
 def test_long_lines_are_split_by_tokens():
     blocks = blocks_of('[00:00.00]' + '我' * 30 + '\n[00:10.00]\n', 12.0, max_block_tokens=24)
     lines = [b for b in blocks if b['kind'] == 'line']
-    assert [len(b['tokens']) for b in lines] == [24, 6]
-    assert lines[0]['end'] == pytest.approx(8.0)
+    assert [len(b['pinyin'].split()) for b in lines] == [24, 6]
+    assert end(lines[0]) == pytest.approx(8.0)
 
 
 def test_length_classes():
@@ -172,7 +183,7 @@ def test_length_classes():
 
 def test_block_arrays():
     blocks = blocks_of('[verse]\n[00:01.00]我爱你\n[00:03.00]\n', 5.0)
-    table, tokens = blocks_to_arrays(blocks, 24)
+    table, tokens, _ = plan_arrays(blocks, SETTINGS)
     assert table.shape == (len(blocks), len(BLOCK_COLUMNS)) and tokens.shape == (len(blocks), 24)
     line = BLOCK_COLUMNS.index('kind')
     row = np.where(table[:, line] == 0)[0][0]
@@ -198,9 +209,9 @@ def test_song_pulse_is_the_grid_of_the_onsets():
 
 def test_rhythm_round_trips_and_plans_without_one_share_evenly():
     blocks = blocks_of('[verse]\n[00:01.00]我爱你们\n[00:03.00]\n', 5.0)
-    table, tokens = blocks_to_arrays(blocks, 24)
+    table, tokens, even = plan_arrays(blocks, SETTINGS)
     row = np.flatnonzero(table[:, KIND] == LINE)[0]
-    even = even_onsets(table, 24)
+    assert np.array_equal(even, even_onsets(table, 24))
     onsets = even.copy()
     onsets[row, 1:4] += [-20, 10, 20]  # as aligned: a quick second syllable, a late last one
     shares = rhythm(table, onsets)
@@ -216,7 +227,8 @@ def test_rhythm_round_trips_and_plans_without_one_share_evenly():
     assert abs(held.sum() - 1) < 1e-6 and abs(held[3] - 0.125) < 1e-6
     # a plan: its rhythm where a line has one, an even share where it has none or a wrong one
     plan = plan_blocks(table, tokens, vocabulary(), 100.0, onsets)
-    assert np.array_equal(plan_onsets(plan, table, 24), onsets)
+    for a, b in zip(plan_arrays(plan, SETTINGS), (table, tokens, onsets)):
+        assert np.array_equal(a, b)
     for rhythm_ in (None, [1.0]):
         plan[row]['rhythm'] = rhythm_
-        assert np.abs(plan_onsets(plan, table, 24) - even).max() <= 1
+        assert np.array_equal(plan_arrays(plan, SETTINGS)[2], even)

@@ -9,9 +9,12 @@ import soundfile as sf
 import torch
 
 import audio
+import eval as eval_script
 import measures
 import planner
+import sample
 import synth
+from checkpoint import load_meta
 from conftest import TINY_TRAIN, run_script
 from lyrics import vocabulary_hash
 
@@ -23,7 +26,7 @@ def stage_args(stages, out_dir):
             f'--out_dir={out_dir}', '--device=cpu', '--griffin_lim_iters=8']
 
 
-def test_sample_end_to_end(tiny_stages, tiny_recogniser, tiny_data, tmp_path):
+def test_sample_end_to_end(tiny_stages, tiny_recogniser, tiny_data, tmp_path, monkeypatch):
     lyrics = tmp_path / 'lyrics.txt'
     lyrics.write_text(LYRICS, encoding='utf-8')
     out = run_script('sample.py', f'--lyrics={lyrics}', '--style=slow ballad, 72 bpm', '--num_samples=2',
@@ -42,28 +45,40 @@ def test_sample_end_to_end(tiny_stages, tiny_recogniser, tiny_data, tmp_path):
         wav, _ = sf.read(f'{name}.wav')
         assert np.isfinite(wav).all() and np.abs(wav).max() > 0.1
         assert (tmp_path / 'a' / f'sample_{i}.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    # the rest in this process (sample.main with its config keys set), which spares a start-up each;
+    # on one thread, as run_script's, so that the same seed gives the same bytes
+    def sample_again(folder, **keys):
+        keys = dict(dict(arg[2:].split('=', 1) for arg in stage_args(tiny_stages, tmp_path / folder)), **keys)
+        for key, value in dict(dict(lyrics='', plan='', style='', pulse=-1.0, num_samples=1), **keys).items():
+            monkeypatch.setattr(sample, key, type(getattr(sample, key))(value))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            sample.main()
+        finally:
+            torch.set_num_threads(threads)
     # the same seed gives the same WAV; an edited plan renders as edited
-    run_script('sample.py', f'--lyrics={lyrics}', '--style=slow ballad, 72 bpm', *stage_args(tiny_stages, tmp_path / 'b'))
+    sample_again('b', lyrics=str(lyrics), style='slow ballad, 72 bpm')
     assert (tmp_path / 'a' / 'sample_0.wav').read_bytes() == (tmp_path / 'b' / 'sample_0.wav').read_bytes()
     plan = json.loads((tmp_path / 'a' / 'sample_0.plan.json').read_text(encoding='utf-8'))
     plan['blocks'][-1]['start'] += 2.0  # two more seconds at the end
     (tmp_path / 'edited.json').write_text(json.dumps(plan, ensure_ascii=False), encoding='utf-8')
-    run_script('sample.py', f"--plan={tmp_path / 'edited.json'}", *stage_args(tiny_stages, tmp_path / 'c'))
+    sample_again('c', plan=str(tmp_path / 'edited.json'))
     assert sf.info(tmp_path / 'c' / 'sample_0.wav').duration == pytest.approx(plan['blocks'][-1]['start'], abs=0.05)
-    # a pulse given: the plan is on its grid and says so; -1: off any grid
-    for pulse, folder in ((0.25, 'd'), (-1, 'e')):
-        run_script('sample.py', f'--lyrics={lyrics}', f'--pulse={pulse}', *stage_args(tiny_stages, tmp_path / folder))
+    # a pulse given: the plan is on its grid and says so; 0: off any grid
+    for pulse, folder in ((0.25, 'd'), (0.0, 'e')):
+        sample_again(folder, lyrics=str(lyrics), pulse=pulse)
         blocks, _, used = planner.read_plan(tmp_path / folder / 'sample_0.plan.json')
-        assert used == max(pulse, 0)
-        assert pulse < 0 or all(abs(b['start'] / pulse - round(b['start'] / pulse)) < 1e-3 for b in blocks)
+        assert used == pulse
+        assert pulse == 0 or all(abs(b['start'] / pulse - round(b['start'] / pulse)) < 1e-3 for b in blocks)
     # the evaluation of generated songs reads the folder (and, with a recogniser, the songs' words)
     out = run_script('eval.py', f"--samples_dir={tmp_path / 'a'}", f'--data_dir={tiny_data}', '--recogniser_ckpt=').stdout
     figures = json.loads(out.strip().splitlines()[-1])
     assert set(figures) == {'voice_agreement', 'length_error_max', 'tempo_by_style', 'silent_or_clipped'}
     assert 'the lyrics are not read back' in out
-    out = run_script('eval.py', f"--samples_dir={tmp_path / 'a'}", f'--data_dir={tiny_data}',
-                     f'--recogniser_ckpt={tiny_recogniser}').stdout
-    figures = json.loads(out.strip().splitlines()[-1])
+    meta = load_meta(tiny_data)
+    reader = eval_script.load_reader(tiny_recogniser, meta['settings'], tiny_data)
+    figures = eval_script.eval_samples(str(tmp_path / 'a'), meta, str(tiny_data), reader, 120.0)
     for key in ('syllable_error_rate', 'syllable_error_rate_real', 'syllable_error_rate_chance', 'tone_free_error_rate',
                 'tone_free_error_rate_real', 'tone_free_error_rate_chance'):
         assert 0.0 <= figures[key] <= 3.0, key
