@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from rapidfuzz.distance import Levenshtein
 
 from ae import song_latents
 from audio import frame_rate, mel_spectrogram, mel_to_wav
@@ -160,32 +161,11 @@ def pad(tensors):
     return torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)
 
 
-def edit_distance(a, b):
-    """Levenshtein distance between two sequences."""
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        previous, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
-    return row[-1]
-
-
 def missed(read, truth):
     """For each true syllable, whether a least-edit alignment of the reading to the truth substitutes or
     deletes it: (len(truth),) bool. Insertions belong to no true syllable and are not counted."""
-    cost = np.arange(len(truth) + 1)[None] + np.zeros((len(read) + 1, 1), np.int64)  # (R + 1, T + 1)
-    cost[:, 0] = np.arange(len(read) + 1)
-    for i, x in enumerate(read, 1):
-        for j, y in enumerate(truth, 1):
-            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1, cost[i - 1, j - 1] + (x != y))
-    i, j, out = len(read), len(truth), np.zeros(len(truth), bool)
-    while j > 0:  # back from the end: a match, a substitution, a deletion (of truth[j - 1]) or an insertion
-        if i > 0 and cost[i, j] == cost[i - 1, j - 1] + (read[i - 1] != truth[j - 1]):
-            out[j - 1], i, j = read[i - 1] != truth[j - 1], i - 1, j - 1
-        elif cost[i, j] == cost[i, j - 1] + 1:
-            out[j - 1], j = True, j - 1
-        else:
-            i -= 1
+    out = np.zeros(len(truth), bool)
+    out[[op.dest_pos for op in Levenshtein.editops(read, truth) if op.tag != 'delete']] = True  # replace, insert
     return out
 
 
@@ -194,8 +174,8 @@ def error_rates(read, truth):
     without tones: (with tone, tone-free)."""
     n = max(sum(map(len, truth)), 1)
     toneless = lambda syllables: [s.rstrip('12345') for s in syllables]
-    return (sum(edit_distance(r, t) for r, t in zip(read, truth)) / n,
-            sum(edit_distance(toneless(r), toneless(t)) for r, t in zip(read, truth)) / n)
+    return (sum(Levenshtein.distance(r, t) for r, t in zip(read, truth)) / n,
+            sum(Levenshtein.distance(toneless(r), toneless(t)) for r, t in zip(read, truth)) / n)
 
 
 def align(log_probs, targets):

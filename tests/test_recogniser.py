@@ -27,7 +27,9 @@ def test_error_rates():
     truth = [['ni3', 'hao3'], ['wo3', 'ai4', 'ni3']]
     assert recogniser.error_rates(truth, truth) == (0.0, 0.0)
     assert recogniser.error_rates([['ni2', 'hao3'], ['wo3', 'ni3']], truth) == (2 / 5, 1 / 5)  # a tone, a syllable
-    assert recogniser.edit_distance('kitten', 'sitting') == 3
+    # which true syllables a reading misses: a substitution or a deletion, not an insertion
+    assert recogniser.missed(['wo3', 'ni3', 'ta1'], ['wo3', 'ai4', 'ni3']).tolist() == [False, True, False]
+    assert recogniser.missed(['wo3', 'ai2', 'ni3'], ['wo3', 'ai4', 'ni3']).tolist() == [False, True, False]
 
 
 def test_forced_alignment_finds_known_steps():
