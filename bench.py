@@ -46,7 +46,7 @@ seed = 1337
 batch_size = 0  # model benchmarks: 0 = the config file's batch_size
 compile_modes = 'eager,compiled'  # which of the two the model benchmarks run
 dtypes = 'float32,bfloat16'  # training benchmarks: autocast dtypes (bfloat16 pays on CPUs with AVX512-BF16 and on GPUs)
-cfg_scale = 1.0  # decoder: guidance; sample.py's 2.0 runs two rows per step (with and without plan and style)
+decoder_cfg_scale = 1.0  # decoder: guidance; sample.py's 2.0 runs two rows per step (with and without plan and style)
 flow_steps = 8  # decoder: the head's Euler steps per row
 decoder_rows = '128,256,512,1024'  # decoder: song lengths in latent rows (a 60 s synthetic song is about 940)
 reference_rows = 512  # decoder: the longest song the no-cache reference is timed on (it grows as rows squared)
@@ -226,7 +226,7 @@ def bench_decoder():
                  torch.ones(1, S, dtype=torch.bool)]
         first = torch.randn(1, cfg.row_dim, generator=gen)
         conds, first = [x.to(device) for x in conds], first.to(device)
-        hidden = torch.randn(2 if cfg_scale != 1.0 else 1, cfg.n_embd, device=device)
+        hidden = torch.randn(2 if decoder_cfg_scale != 1.0 else 1, cfg.n_embd, device=device)
         sample = lambda n, use_cache: decoder_generate(net, first, [x[:, :n] if i < 4 else x for i, x in enumerate(conds)],
                                                         use_cache)
         for n in (int(n) for n in decoder_rows.split(',')):
@@ -235,10 +235,10 @@ def bench_decoder():
             if n <= reference_rows:
                 t_full, (z_full, *_) = timed(lambda run: sample(n, False), repeats)
                 diff = (z_cache - z_full).abs().max().item()
-            t_head = timed(lambda run: [net.head.sample(hidden, flow_steps, cfg_scale=cfg_scale)
+            t_head = timed(lambda run: [net.head.sample(hidden, flow_steps, cfg_scale=decoder_cfg_scale)
                                         for _ in range(n)], repeats)[0]
             rows.append((size, n, sum(p.numel() for p in net.parameters()), t_cache, t_full, diff, t_head / t_cache))
-    print(f"\ndecoder sampling one song, one latent row per step, flow_steps {flow_steps}, cfg_scale {cfg_scale}, "
+    print(f"\ndecoder sampling one song, one latent row per step, flow_steps {flow_steps}, decoder_cfg_scale {decoder_cfg_scale}, "
           f"device {device}, {threads()}, median of {repeats}\n")
     print(f"{'size':6s} {'rows':>5s} {'params':>8s} {'cache s':>8s} {'no cache s':>10s} {'speed-up':>8s} "
           f"{'max |diff|':>10s} {'rows/s':>7s} {'head':>5s}")
@@ -295,7 +295,7 @@ def bench_decoder_train():
 
 def decoder_generate(net, first, conds, use_cache):
     torch.manual_seed(seed)  # the same noise for both paths
-    return net.generate(first, *conds, flow_steps=flow_steps, cfg_scale=cfg_scale, use_cache=use_cache)
+    return net.generate(first, *conds, flow_steps=flow_steps, cfg_scale=decoder_cfg_scale, use_cache=use_cache)
 
 
 def feed_corpus():

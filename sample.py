@@ -36,8 +36,8 @@ decoder_ckpt = 'out-decoder-synth/ckpt.pt'
 out_dir = 'samples'
 num_samples = 1
 seed = 1337
-temperature = 1.0  # the Composer's sampling temperature (0: its most likely plan)
-cfg_scale = 1.0  # classifier-free guidance for the Composer's style (1.0 = off): 3.0 pulls plans off the corpus's timing
+composer_temperature = 1.0  # the Composer's sampling temperature (0: its most likely plan)
+composer_cfg_scale = 1.0  # classifier-free guidance for the Composer's style (1.0 = off): 3.0 pulls plans off the corpus's timing
 pulse = -1.0  # seconds: the grid the plan's blocks and syllables are put on (planner.py); -1: the Composer's; 0: none
 decoder_temperature = 1.0  # the Decoder's: scales the noise its head starts from
 decoder_cfg_scale = 2.0  # classifier-free guidance for the Decoder's plan and style; 1.0 = off
@@ -121,7 +121,7 @@ def main():
             print(f"sample {i}: planning {len(pieces)} lines")
             with ctx:
                 blocks, song_pulse = planner.plan(composer_model, pieces, style_embedding, style_mask, settings,
-                                                  temperature, seed + i, cfg_scale, pulse=pulse)
+                                                  composer_temperature, seed + i, composer_cfg_scale, pulse=pulse)
             if song_pulse:
                 print(f"sample {i}: on a pulse of {song_pulse:.3f} s ({60 / song_pulse:.1f} pulses a minute)")
         else:
