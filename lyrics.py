@@ -26,8 +26,9 @@ Written rules for what people actually paste (each has a test):
   and times are estimated from syllable counts ('estimated'; prepare.py can align them instead).
 - Text: Hanzi become pinyin with tone 1-5 (5 = neutral), read in context for polyphones;
   digits are read one by one in Mandarin; a Latin word becomes one '<en>' token per vowel
-  group, less a silent final e (we keep its rhythm, not its sound); punctuation, emoji and
-  anything else are dropped.
+  group, less a silent final e (we keep its rhythm, not its sound); punctuation and emoji are
+  dropped; other letters (kana, Hangul, bopomofo, Cyrillic ...) are dropped with a note, and a
+  character pypinyin has no reading for is sung as '<unk>' with a note.
 """
 import functools
 import hashlib
@@ -57,7 +58,7 @@ LINE, GAP, STOP = range(len(KINDS))  # values of the kind column
 STAMP = re.compile(r'\s*\[(\d+):(\d{1,2}(?:[.:]\d{1,3})?)\]')
 LRC_TAG = re.compile(r'^\[([A-Za-z#]+):(.*)\]$')
 HEADER = re.compile(r'^\[\s*([A-Za-z][A-Za-z \-_]*?)[\s\-_]*\d*\s*\]$')
-PIECES = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[A-Za-z]+(?:'[A-Za-z]+)*|\d")
+PIECES = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]+|[A-Za-z]+(?:'[A-Za-z]+)*|\d")
 VOWEL_GROUPS = re.compile(r'[aeiouy]+')
 INITIALS = ('zh', 'ch', 'sh', 'b', 'p', 'm', 'f', 'd', 't', 'n', 'l', 'g', 'k', 'h', 'j', 'q', 'x', 'r', 'z',
             'c', 's', 'y', 'w')  # the two-letter ones first: 'zh' before 'z'
@@ -116,7 +117,8 @@ def tokenize(text):
             silent_e = word.endswith('e') and not word.endswith(('le', 'ee'))  # love, time: one syllable
             tokens += ['<en>'] * max(1, len(VOWEL_GROUPS.findall(word)) - silent_e)
         else:  # a run of Hanzi, converted as a whole so that phrases pick the right reading
-            tokens += lazy_pinyin(piece, style=Style.TONE3, neutral_tone_with_five=True)
+            ids = token_ids()  # a character with no reading comes back as itself: '<unk>'
+            tokens += [t if t in ids else '<unk>' for t in lazy_pinyin(piece, style=Style.TONE3, neutral_tone_with_five=True)]
     return tokens
 
 
@@ -175,6 +177,11 @@ def parse_lyrics(text):
             end_stamps += stamps
             continue
         tokens = tokenize(line)
+        dropped = ''.join(c for c in PIECES.sub('', unicodedata.normalize('NFKC', line)) if unicodedata.category(c)[0] in 'LN')
+        if dropped:
+            notes.append(f"dropped {dropped!r} from {line!r}: only Hanzi, Latin letters and digits are sung")
+        if '<unk>' in tokens:
+            notes.append(f"{tokens.count('<unk>')} character(s) of {line!r} have no reading in this pypinyin: sung as <unk>")
         if not tokens:
             notes.append(f"dropped a line with no singable syllable: {line!r}")
             end_stamps += stamps  # a stamped line of only punctuation still ends the one before

@@ -23,7 +23,7 @@ import style as style_encoder
 from audio import frame_rate
 from checkpoint import load_checkpoint, load_stages
 from configurator import configure
-from lyrics import line_numbers, plan_arrays, read_lyrics
+from lyrics import line_numbers, parse_lyrics, plan_arrays, read_lyrics
 from measures import plot_song
 
 # -----------------------------------------------------------------------------
@@ -105,6 +105,8 @@ def main():
             pieces = planner.lyric_lines(text, composer_model.config.max_block_tokens)
         except ValueError as e:
             raise SystemExit(f"{lyrics}: {e}") from None
+        for note in parse_lyrics(text)['notes']:  # what was dropped or read as unknown, and why
+            print(f"{lyrics}: {note}")
     if compile:
         ae_model.decoder = torch.compile(ae_model.decoder)
     device_type = 'cuda' if device.startswith('cuda') else 'cpu'

@@ -118,6 +118,12 @@ def test_header_with_no_lines_and_no_lines_at_all():
     assert parse_lyrics('')['lines'] == []
 
 
+def test_characters_no_rule_reads_are_dropped_or_unknown_with_a_note():
+    song = parse_lyrics('𠀀𠀁 龘 ㄅ さくら\n我\U0002A6EF你\n')
+    assert [line['tokens'] for line in song['lines']] == [['he1', 'qi1', 'da2'], ['wo3', '<unk>', 'ni3']]
+    assert "dropped 'ㄅさくら'" in song['notes'][0] and 'sung as <unk>' in song['notes'][1]
+
+
 def test_punctuation_only_line_is_dropped_with_a_note():
     song = parse_lyrics('我爱你\n……！\n')
     assert len(song['lines']) == 1 and 'no singable' in song['notes'][0]

@@ -28,10 +28,10 @@ def stage_args(stages, out_dir):
 
 def test_sample_end_to_end(tiny_stages, tiny_recogniser, tiny_data, tmp_path, monkeypatch):
     lyrics = tmp_path / 'lyrics.txt'
-    lyrics.write_text(LYRICS, encoding='utf-8')
+    lyrics.write_text(LYRICS.replace('我爱你', '我爱你さくら'), encoding='utf-8')  # kana: dropped, with a note
     out = run_script('sample.py', f'--lyrics={lyrics}', '--style=slow ballad, 72 bpm', '--num_samples=2',
                      *stage_args(tiny_stages, tmp_path / 'a')).stdout
-    assert 'planning' in out and 'Griffin-Lim' in out and 'wrote' in out
+    assert 'planning' in out and 'Griffin-Lim' in out and 'wrote' in out and "dropped 'さくら'" in out
     for i in range(2):
         name = tmp_path / 'a' / f'sample_{i}'
         info = sf.info(f'{name}.wav')
