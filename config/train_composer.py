@@ -13,5 +13,7 @@ warmup_iters = 500
 learning_rate = 3e-4
 min_lr = 3e-5
 weight_decay = 0.1
+# compile and dtype: train.py's defaults on a GPU, torch.compile and bfloat16; its compile took over 120 s
+# on an H100 (2026-11-23, not timed further): worth it for 20000 steps, set compile=False for a short try
 eval_interval = 1000
 eval_iters = 50
