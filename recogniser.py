@@ -86,8 +86,6 @@ class Config:
     n_layer: int = 4  # residual convolution blocks, dilated 1, 2, 4, ...: 4 see 61 steps (4 s at 64 ms)
     dropout: float = 0.1
     input_noise: float = 0.03  # in training: noise on the log1p mels, std drawn per line from [0, input_noise]
-    masks: int = 0  # in training (SpecAugment): per line, this many bands of up to n_mels // 8 mels and as many
-    # spans of up to 2 * downsample frames (half a syllable or less) set to the mean
     recon_share: float = 0.5  # in training, with ae_ckpt: the share of lines read from the autoencoder's reconstructions
 
 
@@ -134,9 +132,6 @@ class Model(nn.Module):
         if self.training and self.config.input_noise > 0:
             x = x + torch.rand(len(x), 1, 1, device=x.device) * self.config.input_noise * torch.randn_like(x)
         x = (torch.log(x.clamp(min=0) + self.config.floor) - self.config.feature_mean) / self.config.feature_std
-        if self.training and self.config.masks > 0:
-            x = x * ~(spans(x.shape[0], x.shape[1], self.config.masks, 2 * self.config.downsample, x.device)[:, :, None]
-                      | spans(x.shape[0], x.shape[2], self.config.masks, self.config.n_mels // 8, x.device)[:, None, :])
         T = x.shape[1] // self.config.downsample * self.config.downsample
         x = self.stem(x[:, None, :T].transpose(2, 3))  # (B, C, n_mels/4, T/4)
         x = self.blocks(F.gelu(self.patch(x.flatten(1, 2))))  # (B, width, T // downsample)
@@ -159,14 +154,6 @@ class Model(nn.Module):
             b = b[:n].tolist()
             read.append(to_syllables([u for i, u in enumerate(b) if u != 0 and (i == 0 or u != b[i - 1])]))
         return read
-
-
-def spans(batch, size, n, longest, device):
-    """(batch, size) bool: for each row, n random spans of 0 to `longest` places each."""
-    width = torch.randint(0, longest + 1, (batch, n, 1), device=device)
-    start = (torch.rand(batch, n, 1, device=device) * (size - width + 1).clamp(min=1)).long()
-    place = torch.arange(size, device=device)
-    return ((place >= start) & (place < start + width)).any(1)
 
 
 def pad(tensors):

@@ -1,7 +1,6 @@
 """The lyric recogniser: units round-trip, error rates, forced alignment on known log-probabilities,
 a tiny recogniser trained by train.py learns its lines (far below chance), and prepare.py places
 unstamped lines with it (and keeps the estimate, with a note, when it cannot)."""
-import dataclasses
 import json
 import os
 import re
@@ -9,7 +8,6 @@ import shutil
 
 import numpy as np
 import soundfile as sf
-import torch
 
 import prepare
 import recogniser
@@ -46,21 +44,6 @@ def test_forced_alignment_finds_known_steps():
     assert first.tolist() == starts and last.tolist() == [t + 2 for t in starts]
     assert (posterior > 0.9).all()
     assert recogniser.align(log_probs[:4], targets) is None  # 4 steps cannot hold 4 units and a repeat
-
-
-def test_masks_hide_bands_and_spans_in_training_only():
-    torch.manual_seed(0)
-    masked = recogniser.spans(64, 100, 2, 8, 'cpu')  # (64, 100): 2 spans of at most 8 places a row
-    assert masked.any() and (masked.sum(1) <= 16).all()
-    config = recogniser.Config(n_mels=32, n_units=10, width=16, stem_channels=4, n_layer=1, dropout=0.0, input_noise=0.0)
-    mel = torch.rand(2, 64, 32)
-    for masks, differ in ((0, False), (2, True)):
-        torch.manual_seed(0)
-        net = recogniser.Model(dataclasses.replace(config, masks=masks))
-        net.train()
-        assert (not torch.equal(net.log_probs(mel), net.log_probs(mel))) == differ
-        net.eval()
-        assert torch.equal(net.log_probs(mel), net.log_probs(mel))
 
 
 def test_syllable_onsets_from_known_steps():
