@@ -117,8 +117,8 @@ def tokenize(text):
             silent_e = word.endswith('e') and not word.endswith(('le', 'ee'))  # love, time: one syllable
             tokens += ['<en>'] * max(1, len(VOWEL_GROUPS.findall(word)) - silent_e)
         else:  # a run of Hanzi, converted as a whole so that phrases pick the right reading
-            ids = token_ids()  # a character with no reading comes back as itself: '<unk>'
-            tokens += [t if t in ids else '<unk>' for t in lazy_pinyin(piece, style=Style.TONE3, neutral_tone_with_five=True)]
+            pinyin = lazy_pinyin(piece, style=Style.TONE3, neutral_tone_with_five=True)
+            tokens += [t if t in token_ids() else '<unk>' for t in pinyin]  # no reading: the character itself
     return tokens
 
 
@@ -177,11 +177,13 @@ def parse_lyrics(text):
             end_stamps += stamps
             continue
         tokens = tokenize(line)
-        dropped = ''.join(c for c in PIECES.sub('', unicodedata.normalize('NFKC', line)) if unicodedata.category(c)[0] in 'LN')
+        rest = PIECES.sub('', unicodedata.normalize('NFKC', line))  # what tokenize did not read
+        dropped = ''.join(c for c in rest if unicodedata.category(c)[0] in 'LN')  # letters and numerals of it
         if dropped:
             notes.append(f"dropped {dropped!r} from {line!r}: only Hanzi, Latin letters and digits are sung")
         if '<unk>' in tokens:
-            notes.append(f"{tokens.count('<unk>')} character(s) of {line!r} have no reading in this pypinyin: sung as <unk>")
+            notes.append(f"{tokens.count('<unk>')} character(s) of {line!r} have no reading in this pypinyin: "
+                         "sung as <unk>")
         if not tokens:
             notes.append(f"dropped a line with no singable syllable: {line!r}")
             end_stamps += stamps  # a stamped line of only punctuation still ends the one before

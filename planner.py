@@ -89,7 +89,8 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
     """Plan a song for the lyric lines `pieces` (from lyric_lines): at each step the only choices
     are the next unsung line, a gap, or the end (once every line is placed), and a role that fits
     where the block stands (allowed_roles). pulse: seconds, the grid the plan is put on; < 0:
-    the Composer's; 0: none (as sample.py's --pulse and the plan JSON's). -> (list of block dicts (the plan JSON's blocks), the pulse).
+    the Composer's; 0: none (as sample.py's --pulse and the plan JSON's).
+    -> (list of block dicts (the plan JSON's blocks), the pulse).
     style_embedding (S, D), style_mask (S,) from style.embed_styles; settings: the cache's."""
     config, device = model.config, next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
