@@ -27,6 +27,8 @@ audio.VOICE_BAND_HZ comes from the voice alone: measures.py and the tests find w
 """
 import functools
 import os
+import re
+import shutil
 from collections import Counter
 from multiprocessing import Pool
 
@@ -421,6 +423,12 @@ def main(out_dir, n_songs, seed, sample_rate, min_seconds, max_seconds, num_work
     if unknown:
         raise SystemExit(f"held_out names {' '.join(sorted(unknown))}, not tonal syllables of the common characters "
                          f"(pinyin with a tone digit 1-5, u-umlaut as v: 'lv4')")
+    stale = [name for name in (os.listdir(out_dir) if os.path.isdir(out_dir) else [])
+             if re.fullmatch(r'song_\d{3,}', name) and int(name[5:]) >= n_songs]
+    for name in stale:  # an earlier run's with more songs: they would stay in the corpus prepare.py reads
+        shutil.rmtree(os.path.join(out_dir, name))
+    if stale:
+        print(f"removed {len(stale)} songs of an earlier run with more than n_songs={n_songs} from {out_dir}")
     jobs = [(i, out_dir, seed, sample_rate, song_range(i, seed, min_seconds, max_seconds, long_share, long_min_seconds,
                                                        long_max_seconds), held_out) for i in range(n_songs)]
     if num_workers > 1:

@@ -66,6 +66,10 @@ def test_deterministic_for_a_seed(tmp_path):
     assert digests[0] == digests[1]
     other, _, _ = synth.make_song(1, 6, 16000, 10.0, 12.0)
     assert not np.array_equal(other, sf.read(tmp_path / '0' / 'song_001' / 'audio.wav', dtype='float32')[0])
+    # a run with fewer songs into the same folder leaves only its own: prepare.py reads every song folder
+    synth.main(str(tmp_path / '0'), n_songs=1, seed=5, sample_rate=16000, min_seconds=10.0, max_seconds=12.0,
+               num_workers=1)
+    assert sorted(os.listdir(tmp_path / '0')) == ['song_000']
 
 
 def test_lrc_stamps_match_the_voice_within_20ms(tiny_corpus):
