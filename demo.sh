@@ -3,8 +3,8 @@
 # trains the four models, sings three songs of new lyrics (examples/eval/) in three styles, and
 # measures them: against their plans, their words read back (apart for syllables the corpus never
 # sang), and by thirds (README, "Where it stands", for both runs' figures and times).
-#   bash demo.sh        # the quick run, about 25 minutes on 2 cores: 200 songs, a fifth of each config's
-#                       # steps, the first 75 s of each song; it shows the chain works, not how well
+#   bash demo.sh        # the quick run, about 25 minutes on 2 cores: 150 songs, a seventh to a fifth of the
+#                       # configs' steps, the first 60 s of each song: it shows the chain runs, not how well it sings
 #   bash demo.sh full   # about 2 hours on 2 cores: 700 songs, the configs' own steps, whole songs
 # On a machine where another process holds a core, run it as `OMP_WAIT_POLICY=PASSIVE bash
 # demo.sh`: torch's spinning threads collapse there (docs/notes.md, "Audio maths").
@@ -12,7 +12,7 @@ set -euo pipefail
 if [ "${1:-}" = full ]; then
     songs=700 ae=2000 recogniser=4500 composer=1500 decoder=9000 seconds=260
 else
-    songs=200 ae=500 recogniser=1000 composer=300 decoder=1300 seconds=75
+    songs=150 ae=400 recogniser=800 composer=200 decoder=1300 seconds=60
 fi
 timed() { local start=$SECONDS; "$@"; echo "demo: $2 took $((SECONDS - start)) s"; }
 pip install -q -r requirements.txt
