@@ -162,6 +162,18 @@ def plan(model, pieces, style_embedding, style_mask, settings, temperature=1.0, 
         seconds += length
 
 
+def cut_plan(blocks, max_seconds):
+    """The blocks that end by max_seconds, and the end where the last of them ends: a long plan cut
+    between blocks, never inside a line, so the song sung and the plan saved beside it agree.
+    Raises ValueError when not even the first block fits."""
+    kept = [b for b in blocks[:-1] if b['start'] + b['seconds'] <= max_seconds + 0.01]  # 10 ms for rounding
+    if len(kept) == len(blocks) - 1:
+        return blocks
+    if not kept:
+        raise ValueError(f"max_seconds={max_seconds} is shorter than the plan's first block ({blocks[0]['seconds']} s)")
+    return kept + [dict(kind='end', start=round(kept[-1]['start'] + kept[-1]['seconds'], 3))]
+
+
 def write_plan(path, blocks, style_text, pulse=0.0):
     """The plan as JSON; its pulse is there for whoever edits it (rendering needs only the blocks)."""
     with open(path, 'w', encoding='utf-8') as f:

@@ -42,7 +42,7 @@ pulse = -1.0  # seconds: the grid the plan's blocks and syllables are put on (pl
 decoder_temperature = 1.0  # the Decoder's: scales the noise its head starts from
 decoder_cfg_scale = 2.0  # classifier-free guidance for the Decoder's plan and style; 1.0 = off
 flow_steps = 8  # Euler steps of the Decoder's head per latent row
-max_seconds = 300.0  # a longer plan is cut here
+max_seconds = 300.0  # a longer plan ends with its last block that fits (planner.cut_plan)
 griffin_lim_iters = 64
 device = 'cuda' if torch.cuda.is_available() else 'cpu'
 dtype = 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float32'
@@ -50,9 +50,8 @@ compile = False  # torch.compile the autoencoder's decoder (fixed shapes; the De
 # -----------------------------------------------------------------------------
 
 
-def render(blocks, style_embedding, style_mask, ae_model, composer_model, decoder_model, settings, max_seconds, ctx,
-           **sampling):
-    """A plan -> log-mels (frames, n_mels) of the song, as long as the plan (at most max_seconds).
+def render(blocks, style_embedding, style_mask, ae_model, composer_model, decoder_model, settings, ctx, **sampling):
+    """A plan -> log-mels (frames, n_mels) of the song, as long as the plan.
     sampling: the Decoder's flow_steps, temperature and cfg_scale."""
     table, tokens, onsets = plan_arrays(blocks, settings)
     song = dict(table=table, tokens=tokens, lines=line_numbers(table),
@@ -60,7 +59,7 @@ def render(blocks, style_embedding, style_mask, ae_model, composer_model, decode
     styles = dict(embeddings=style_embedding[None], mask=style_mask[None])
     dev = style_embedding.device
     frames_per_second = frame_rate(settings)
-    frames = round(min(blocks[-1]['start'], max_seconds) * frames_per_second)
+    frames = round(blocks[-1]['start'] * frames_per_second)
     h = decoder_model.config.latent_rows
     n_rows = -(-frames // settings['segment_frames']) * h  # whole segments
     with ctx:
@@ -128,13 +127,18 @@ def main():
                 print(f"sample {i}: on a pulse of {song_pulse:.3f} s ({60 / song_pulse:.1f} pulses a minute)")
         else:
             blocks, song_pulse = fixed_blocks, plan_pulse
+        try:
+            cut = planner.cut_plan(blocks, max_seconds)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+        if len(cut) < len(blocks):
+            print(f"sample {i}: the plan's {blocks[-1]['start']:.1f} s cut to {cut[-1]['start']:.1f} s (max_seconds)")
+        blocks = cut
         planner.write_plan(name + '.plan.json', blocks, style_text, song_pulse)
-        seconds = min(blocks[-1]['start'], max_seconds)
-        print(f"sample {i}: rendering {seconds:.1f} s ({sum(b['kind'] == 'line' for b in blocks)} lines, "
+        print(f"sample {i}: rendering {blocks[-1]['start']:.1f} s ({sum(b['kind'] == 'line' for b in blocks)} lines, "
               f"{len(blocks) - 1} blocks)")
-        mel = render(blocks, style_embedding, style_mask, ae_model, composer_model, decoder_model, settings,
-                     max_seconds, ctx, flow_steps=flow_steps, temperature=decoder_temperature,
-                     cfg_scale=decoder_cfg_scale)
+        mel = render(blocks, style_embedding, style_mask, ae_model, composer_model, decoder_model, settings, ctx,
+                     flow_steps=flow_steps, temperature=decoder_temperature, cfg_scale=decoder_cfg_scale)
         print(f"sample {i}: Griffin-Lim, {griffin_lim_iters} iterations")
         wav = audio.mel_to_wav(mel, sr, settings['n_fft'], settings['hop_length'], settings['n_mels'],
                                griffin_lim_iters).cpu().numpy()

@@ -113,6 +113,17 @@ def test_on_pulse_rounds_steps_and_keeps_the_last_syllable():
     assert planner.on_pulse(0.5, 0.05, None, 0.25) == (0.25, None)  # at least one pulse
 
 
+def test_a_long_plan_is_cut_between_blocks(untrained):
+    _, blocks = make_plan(untrained, '[verse]\n我爱你\n你爱我\n[chorus]\n蜜雪冰城甜蜜蜜\n')
+    assert planner.cut_plan(blocks, blocks[-1]['start']) == blocks  # it fits: unchanged
+    for b in blocks[:-1]:
+        cut = planner.cut_plan(blocks, b['start'] + b['seconds'] + 0.001)  # every block up to b, and its end
+        assert cut[:-1] == blocks[:blocks.index(b) + 1]
+        assert cut[-1] == dict(kind='end', start=pytest.approx(b['start'] + b['seconds'], abs=1e-3))
+    with pytest.raises(ValueError, match="shorter than the plan's first block"):
+        planner.cut_plan(blocks, blocks[0]['seconds'] / 2)
+
+
 def test_plan_json_round_trip(untrained, tmp_path):
     _, blocks = make_plan(untrained, '[verse]\n我爱你\n你爱我\n')
     path = tmp_path / 'plan.json'

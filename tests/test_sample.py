@@ -124,6 +124,10 @@ def test_bad_plans(run_sample, tmp_path):
               dict(kind='end', start=3.0)]
     message = run_sample(plan=write(tmp_path / 'overlap.json', json.dumps(dict(style='', blocks=blocks))))
     assert 'before block 0 ends' in message
+    blocks = [dict(kind='gap', role='intro', start=0.0, seconds=4.0, finish=False, length_class=3),
+              dict(kind='end', start=4.0)]
+    message = run_sample(plan=write(tmp_path / 'short.json', json.dumps(dict(style='', blocks=blocks))), max_seconds=2.0)
+    assert "shorter than the plan's first block" in message
 
 
 def test_bad_checkpoints(run_sample, tiny_stages, tiny_data, tmp_path):
