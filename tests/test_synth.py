@@ -41,9 +41,9 @@ def test_corpus_layout_and_styles(tiny_corpus):
 
 
 def test_default_lengths_are_in_range():
-    for index in range(8):  # two songs per style
-        wav, _, _ = synth.make_song(index, synth.seed, 16000, synth.min_seconds, synth.max_seconds)
-        assert synth.min_seconds <= len(wav) / 16000 <= synth.max_seconds
+    for index in range(8):  # two songs per style; at 4 kHz, as the length does not depend on the rate
+        wav, _, _ = synth.make_song(index, synth.seed, 4000, synth.min_seconds, synth.max_seconds)
+        assert synth.min_seconds <= len(wav) / 4000 <= synth.max_seconds
 
 
 def test_full_songs_have_the_whole_form():
