@@ -12,7 +12,7 @@ set -euo pipefail
 if [ "${1:-}" = full ]; then
     songs=700 ae=2000 recogniser=4500 composer=1500 decoder=9000 seconds=260
 else
-    songs=150 ae=400 recogniser=800 composer=200 decoder=1300 seconds=60
+    songs=150 ae=400 recogniser=700 composer=200 decoder=1100 seconds=60
 fi
 timed() { local start=$SECONDS; "$@"; echo "demo: $2 took $((SECONDS - start)) s"; }
 pip install -q -r requirements.txt
