@@ -17,7 +17,8 @@ Each song folder gets audio.wav, lyrics.txt (section headers + LRC stamps that m
 and style.txt. What is in the audio:
 - a voice: one note per pinyin syllable, a source-filter model (harmonics of a pitch that
   follows the melody and the syllable's tone, shaped by the vowel's formants plus a singer's
-  formant near 2.9 kHz), with an onset noise or murmur chosen by the syllable's initial;
+  formant near 2.9 kHz), with an onset noise or murmur chosen by the syllable's initial; no two
+  common syllables are sung the same (-n and -ng, m n l r, s c z, the neutral tone all differ);
 - a song form: intro, verses, a chorus whose words and melody repeat (higher and louder), a
   bridge and an outro, with gaps between phrases; a whole song of a few minutes has a third verse,
   instrumental breaks and a last chorus sung twice (song_form);
@@ -138,17 +139,25 @@ def draw_line(rng, n, held_out):
             return line
     raise RuntimeError(f"could not draw a line without {sorted(held_out)}")
 
-# vowel formants (F1, F2, F3) in Hz; 'r' is the apical vowel after z/c/s/zh/ch/sh/r
+# vowel formants (F1, F2, F3) in Hz; 'r' is the apical vowel after z/c/s/zh/ch/sh/r; 'n' and 'N' are
+# the nasal codas -n and -ng (the two must differ: an-ang, en-eng, in-ing tell words apart)
 VOWELS = {'a': (800, 1250, 2600), 'o': (500, 900, 2500), 'e': (520, 1350, 2550), 'i': (300, 2300, 3000),
-          'u': (330, 800, 2450), 'v': (300, 1900, 2450), 'r': (380, 1450, 2600), 'n': (280, 1100, 2500)}
-# initial consonant -> (noise low Hz, noise high Hz, noise seconds, level); None: voiced murmur
-INITIALS = {'b': (500, 4000, 0.012, 0.3), 'd': (1500, 5000, 0.012, 0.3), 'g': (800, 3000, 0.015, 0.3),
-            'p': (500, 4000, 0.05, 0.35), 't': (1500, 6000, 0.05, 0.35), 'k': (800, 3500, 0.05, 0.35),
-            'f': (1500, 7500, 0.07, 0.2), 'h': (1000, 4000, 0.06, 0.25), 's': (4000, 7800, 0.09, 0.45),
-            'x': (2800, 7000, 0.09, 0.45), 'sh': (2200, 6000, 0.09, 0.45), 'z': (4000, 7800, 0.04, 0.4),
-            'j': (2800, 7000, 0.04, 0.4), 'zh': (2200, 6000, 0.04, 0.4), 'c': (4000, 7800, 0.08, 0.45),
-            'q': (2800, 7000, 0.08, 0.45), 'ch': (2200, 6000, 0.08, 0.45),
+          'u': (330, 800, 2450), 'v': (300, 1900, 2450), 'r': (380, 1450, 2600), 'n': (250, 1800, 2700),
+          'N': (250, 1050, 2000)}
+# initial consonant -> (noise low Hz, noise high Hz, noise seconds, level), None: a voiced murmur
+# (MURMURS). The band is the place (lips low, velum mid, retroflex, palate, teeth high), the length
+# the manner: stop 12-15 ms, affricate 35, aspirated stop 60, aspirated affricate 90, fricative 140;
+# each pair that shares a band differs by 25 ms or more (3 mel frames), so every initial is heard.
+INITIALS = {'b': (300, 1500, 0.012, 0.3), 'd': (3500, 5500, 0.012, 0.3), 'g': (1200, 2800, 0.015, 0.3),
+            'p': (300, 1500, 0.06, 0.35), 't': (3500, 5500, 0.06, 0.35), 'k': (1200, 2800, 0.06, 0.35),
+            'f': (1000, 7800, 0.14, 0.15), 'h': (500, 2000, 0.14, 0.25), 's': (5500, 7800, 0.14, 0.45),
+            'x': (2800, 7000, 0.14, 0.45), 'sh': (1800, 4000, 0.14, 0.45), 'z': (5500, 7800, 0.035, 0.4),
+            'j': (2800, 7000, 0.035, 0.4), 'zh': (1800, 4000, 0.035, 0.4), 'c': (5500, 7800, 0.09, 0.45),
+            'q': (2800, 7000, 0.09, 0.45), 'ch': (1800, 4000, 0.09, 0.45),
             'm': None, 'n': None, 'l': None, 'r': None}
+# nasal and liquid initials: 60 ms of a quiet voiced murmur with formants of its own, then the vowel
+MURMURS = {'m': (250, 900, 2200), 'n': (250, 1700, 2600), 'l': (380, 1300, 3000), 'r': (320, 1250, 1700)}
+NEUTRAL_LEVEL = 0.5  # the neutral tone (5) is sung flat as tone 1 is, but light
 
 
 def split_syllable(token):
@@ -167,8 +176,8 @@ def split_syllable(token):
 
 
 def vowel_path(initial, final):
-    """The formant targets a final glides through: 'iao' -> i, a, u; 'ang' -> a, n."""
-    final = final.replace('ng', 'n').replace('ao', 'au').replace('iu', 'iou').replace('ui', 'uei')
+    """The formant targets a final glides through: 'iao' -> i, a, u; 'ang' -> a, N; 'an' -> a, n."""
+    final = final.replace('ng', 'N').replace('ao', 'au').replace('iu', 'iou').replace('ui', 'uei')
     if initial in ('z', 'c', 's', 'zh', 'ch', 'sh', 'r') and final == 'i':
         return [VOWELS['r']]
     if initial in ('j', 'q', 'x') and final.startswith('u'):
@@ -190,24 +199,29 @@ def sing(token, midi, seconds, sr, style, rng, level):
     initial, final, tone = split_syllable(token)
     n = int(seconds * sr)
     t = np.arange(n) / sr
-    onset = INITIALS.get(initial)
-    vowel_start = 0 if onset is None else min(int(onset[2] * sr), n // 3)
+    onset, murmur = INITIALS.get(initial), MURMURS.get(initial)
+    vowel_start = 0 if onset is None else min(int(onset[2] * sr), n // 3)  # the voice starts after the noise
+    glide_start = min(int(0.06 * sr), n // 4) if murmur else vowel_start  # the vowel's formants, after any murmur
     # pitch: the melody note, bent by the tone's contour, with vibrato after the attack
     bend = {1: 0 * t, 2: 1.0 * t / seconds, 3: -0.8 * np.sin(np.pi * t / seconds), 4: -1.2 * t / seconds, 5: 0 * t}[tone]
     f0 = 440.0 * 2 ** ((midi + bend - 69) / 12) * (1 + style['vibrato'] * np.sin(2 * np.pi * 5.5 * t) * (t > 0.15))
     phase = 2 * np.pi * np.cumsum(f0) / sr
     # formants glide through the final's vowels
     path = np.array(vowel_path(initial, final), dtype=float)  # (V, 3)
-    progress = np.clip((t - t[vowel_start]) / max(seconds * 0.8, 1e-3), 0, 1) * (len(path) - 1)
+    progress = np.clip((t - t[glide_start]) / max(seconds * 0.8, 1e-3), 0, 1) * (len(path) - 1)
     formants = np.stack([np.interp(progress, np.arange(len(path)), path[:, j]) for j in range(3)])  # (3, n)
+    if murmur:
+        formants[:, :glide_start] = np.array(murmur, dtype=float)[:, None]
     n_harmonics = int((sr / 2 - 200) / f0.max())
     k = np.arange(1, n_harmonics + 1)[:, None]  # (K, 1)
     hz = k * f0  # (K, n)
     envelope = (1.0 / (1 + ((hz - formants[0]) / 90) ** 2) + 0.7 / (1 + ((hz - formants[1]) / 120) ** 2)
                 + 0.4 / (1 + ((hz - formants[2]) / 180) ** 2) + style['singer'] * 0.5 / (1 + ((hz - 2900) / 350) ** 2))
     voice = (np.sin(k * phase) * envelope / k ** style['tilt']).sum(0)
-    if initial in ('m', 'n', 'l', 'r'):  # a nasal or liquid onset: the vowel starts muffled
-        voice *= np.clip(t / 0.06, 0.25, 1)
+    if murmur:  # quiet, then the vowel opens
+        voice *= np.where(np.arange(n) < glide_start, 0.3, 1.0)
+    if final.endswith(('n', 'ng')):  # a nasal coda closes the mouth: half as loud once the glide reaches it
+        voice *= 1 - 0.5 * np.clip(progress - (len(path) - 2), 0, 1)
     attack = np.clip((t - t[vowel_start]) / 0.02, 0, 1) * (t >= t[vowel_start])
     release = np.clip((seconds - t) / 0.05, 0, 1)
     voice *= attack * release
@@ -217,7 +231,7 @@ def sing(token, midi, seconds, sr, style, rng, level):
         m = min(int(noise_seconds * sr) + int(0.01 * sr), n)
         burst = bandpass_noise(rng, m, sr, low, min(high, sr / 2 - 100)) * np.hanning(2 * m)[m // 2:m // 2 + m] * noise_level
         voice[:m] += burst
-    return voice * level
+    return voice * level * (NEUTRAL_LEVEL if tone == 5 else 1)
 
 
 def tone_wave(freqs, amps, decay, n, sr, distort=0.0):
