@@ -37,7 +37,7 @@ from lyrics import (BLOCK_COLUMNS, END, FINISH, KIND, KINDS, LENGTH, LINE, N_TOK
                     line_numbers, rhythm, rhythm_onsets, sung_syllables)
 from lyrics import class_seconds as class_seconds_middle
 from planner import step_shares
-from transformer import Block, drop_condition, init_weights, scale_residual_projections, time_features
+from transformer import Block, SyllableEmbedding, drop_condition, init_weights, scale_residual_projections, time_features
 
 
 @dataclass
@@ -64,7 +64,7 @@ class Model(nn.Module):
         super().__init__()
         self.config = config
         C = config.n_embd
-        self.token = nn.Embedding(config.vocab_size, C)  # also the tokens head's output matrix
+        self.token = SyllableEmbedding(C)  # by the syllables' parts; also the tokens head's output matrix
         self.kind = nn.Embedding(len(KINDS) + 1, C)  # + the start of the song
         self.role = nn.Embedding(len(ROLES), C)
         self.length = nn.Embedding(config.n_length_classes, C)
@@ -129,9 +129,9 @@ class Model(nn.Module):
         a = self.attr(F.gelu(self.ln_attr(h + self.content(table, tokens, lines))))
         slots = h.unsqueeze(2) + self.slot.weight  # (B, T, max_block_tokens, C)
         sized = a + self.length(table[..., LENGTH])
-        syllables = sized.unsqueeze(2) + self.slot.weight + self.token(tokens)
+        syllables = sized.unsqueeze(2) + self.slot.weight  # the slot, not the syllable: the rhythm is the line's
         return dict(kind=self.kind_head(h), length=self.length_head(a), role=self.role_head(a),
-                    finish=self.finish_head(a), tokens=slots @ self.token.weight.T,
+                    finish=self.finish_head(a), tokens=slots @ self.token.table().T,
                     seconds=self.seconds_head(F.gelu(sized)).squeeze(-1),
                     steps=self.step_head(F.gelu(syllables)).squeeze(-1))
 

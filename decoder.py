@@ -48,10 +48,11 @@ import ae
 import composer
 from audio import frame_rate
 from checkpoint import checkpoint_key, feed_tensor, load_checkpoint, load_stages
-from lyrics import END, KIND, LINE, N_TOKENS, START, plan_blocks, syllable_parts
+from lyrics import END, KIND, LINE, N_TOKENS, START, plan_blocks
 from measures import frechet_distance, plot_song, spectral_flatness, sung_frames, voice_band
 from recogniser import error_figures, read_lines
-from transformer import Block, drop_condition, init_weights, rotary_tables, scale_residual_projections, time_features
+from transformer import (Block, SyllableEmbedding, drop_condition, init_weights, rotary_tables, scale_residual_projections,
+                         time_features)
 
 
 @dataclass
@@ -150,10 +151,7 @@ class Model(nn.Module):
         self.row_in = nn.Linear(config.row_dim, C)
         self.echo_in = nn.Linear(config.row_dim, C)  # the row sung at this moment the first time the line came
         self.plan_at_row = nn.Linear(config.composer_dim + 32, C)  # the block the row lies in + time into it and its syllable
-        self.syllable = nn.Embedding(config.vocab_size, C)  # the syllable sung in the row (0: none)
-        parts = torch.from_numpy(syllable_parts())  # (vocab_size, 3): its initial, final and tone, embedded too
-        self.register_buffer('parts', parts, persistent=False)
-        self.syllable_parts = nn.ModuleList(nn.Embedding(int(n) + 1, C) for n in parts.max(0).values)
+        self.syllable = SyllableEmbedding(C)  # the syllable sung in the row (0: none), by its parts
         self.plan_in = nn.Linear(config.composer_dim, C)
         self.style_in = nn.Linear(config.style_dim, C)
         self.null_plan = nn.Parameter(torch.zeros(1, 1, C))
@@ -173,9 +171,7 @@ class Model(nn.Module):
         index = row_block[..., None].expand(-1, -1, plan.shape[-1])
         row_plan = torch.gather(plan, 1, index)  # (B, T, composer_dim)
         seconds = time_features(row_time.clamp(max=16.0), 0.25, 32.0).flatten(2).to(plan.dtype)  # (B, T, 32)
-        parts = self.parts[row_syllable]  # (B, T, 3)
-        syllable = self.syllable(row_syllable) + sum(emb(parts[..., i]) for i, emb in enumerate(self.syllable_parts))
-        rows = self.plan_at_row(torch.cat([row_plan, seconds], -1)) + syllable
+        rows = self.plan_at_row(torch.cat([row_plan, seconds], -1)) + self.syllable(row_syllable)
         plan_ctx, style_ctx = self.plan_in(plan), self.style_in(style)
         if drop is not None:
             rows = rows * ~drop[:, None, None]

@@ -1,15 +1,17 @@
 """
 The transformer pieces the Composer and the Decoder share: attention (causal self-attention
 with an optional key/value cache and optional rotary positions, or cross-attention to a
-condition), MLP, and a pre-norm Block that does self-attention, then cross-attention to each of
-its conditions, then the MLP. All attention goes through PyTorch's fused
-scaled_dot_product_attention.
+condition), MLP, a pre-norm Block that does self-attention, then cross-attention to each of
+its conditions, then the MLP, and the syllables' embedding by their parts. All attention goes
+through PyTorch's fused scaled_dot_product_attention.
 """
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from lyrics import SPECIALS, syllable_parts
 
 
 class Attention(nn.Module):
@@ -89,6 +91,31 @@ class Block(nn.Module):
         for i, (ln, cross, (context, mask)) in enumerate(zip(self.ln_cross, self.cross, conditions)):
             x = x + cross(ln(x), context, mask, None if cache is None else cache.setdefault(f'cross{i}', {}))
         return x + self.mlp(self.ln_mlp(x))
+
+
+class SyllableEmbedding(nn.Module):
+    """Token ids -> embeddings, a syllable's the sum of its initial's, its final's and its tone's
+    (lyrics.syllable_parts) and one row that every syllable shares; a special token ('<pad>',
+    '<unk>', '<en>') has a row of its own. No syllable has a row of its own: one that no training
+    song sang is embedded by what it is made of, every part of which was trained by other syllables,
+    as the corpus's singer sings it (a row of its own would stay at its random start)."""
+
+    def __init__(self, n_embd):
+        super().__init__()
+        parts = torch.from_numpy(syllable_parts())  # (V, 3): initial, final, tone; 0 = none
+        self.register_buffer('parts', parts, persistent=False)
+        self.register_buffer('kind', torch.arange(len(parts)).clamp(max=len(SPECIALS)), persistent=False)
+        self.kinds = nn.Embedding(len(SPECIALS) + 1, n_embd)  # each special token, then 'a syllable'
+        self.part = nn.ModuleList(nn.Embedding(int(n) + 1, n_embd) for n in parts.max(0).values)
+
+    def forward(self, tokens):
+        parts = self.parts[tokens]  # (..., 3)
+        # halved: four rows of GPT-2's spread (0.02) start with the spread of one
+        return (self.kinds(self.kind[tokens]) + sum(emb(parts[..., i]) for i, emb in enumerate(self.part))) / 2
+
+    def table(self):
+        """Every token's embedding, (V, C): an output layer's matrix."""
+        return self(torch.arange(len(self.parts), device=self.parts.device))
 
 
 def time_features(seconds, shortest, longest, n=8):

@@ -13,8 +13,9 @@ import torch
 
 import decoder
 from checkpoint import checkpoint_key
-from lyrics import even_onsets
+from lyrics import SPECIALS, even_onsets, syllable_parts, vocabulary
 from conftest import TINY_TRAIN, run_script
+from transformer import SyllableEmbedding
 
 
 def test_plan_rows():
@@ -196,3 +197,21 @@ def test_frozen_stages_that_do_not_fit_are_refused(tiny_stages, tiny_data, tiny_
                       f"--composer_ckpt={tiny_stages['composer']}", check=False)
     assert proc.returncode != 0 and 'Traceback' not in proc.stderr
     assert f"n_fft is 1024 for {other}/meta.json but 512 in {tiny_stages['ae']}" in proc.stderr
+
+
+def test_a_syllable_never_sung_is_embedded_by_its_parts():
+    """The Decoder's and the Composer's syllables: training other syllables that share its initial,
+    final and tone moves the embedding of one never seen, which is exactly its parts' rows."""
+    torch.manual_seed(0)
+    emb = SyllableEmbedding(16)
+    ids = {t: i for i, t in enumerate(vocabulary())}
+    seen, unseen = torch.tensor([ids['he2'], ids['bao1'], ids['ma3']]), torch.tensor([ids['hao3']])  # h, ao, 3
+    before = emb(unseen).detach().clone()
+    ((emb(seen) - torch.randn(3, 16)) ** 2).sum().backward()
+    torch.optim.SGD(emb.parameters(), lr=0.1).step()
+    after = emb(unseen)[0]
+    assert (after - before).abs().max() > 0.01
+    parts = syllable_parts()[ids['hao3']]
+    assert torch.allclose(after, (emb.kinds.weight[len(SPECIALS)] + sum(e.weight[p] for e, p in zip(emb.part, parts))) / 2)
+    table = emb.table()  # the special tokens are apart from each other and from the syllables
+    assert torch.equal(table[ids['hao3']], after) and len({tuple(r.tolist()) for r in table[:len(SPECIALS) + 1]}) == 4
