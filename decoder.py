@@ -13,7 +13,7 @@ Step t reads row t-1 (silence before the song) and the plan at row t: the Compos
 of the block the row lies in, the syllable sung there, and the seconds since the block and the
 syllable began (syllable onsets as prepare.py cached them: aligned by the lyric recogniser where
 it was given, else an even share of the line; a plan's come from the rhythm the Composer
-planned; a syllable is embedded whole and as its initial, final and tone). Self-attention knows
+planned; a syllable is embedded by its initial, final and tone). Self-attention knows
 rows only by their distance (rotary positions): no row of a four-minute song is further from the
 song's start than the model has seen, because nothing in the model knows where the song began.
 
