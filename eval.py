@@ -61,15 +61,19 @@ def eval_samples(samples_dir, meta, data_dir, reader, whole_song_seconds):
     WAV's length against its plan's; the tempo per style text; and silent, clipped or non-finite
     WAVs; with a recogniser (recogniser_ckpt), the syllable error rate of the planned lines. The
     real validation songs' figures are printed beside them as a reference. Songs of
-    whole_song_seconds or more are also judged as whole songs: by thirds, and their tunes."""
+    whole_song_seconds or more are also judged as whole songs: by thirds, and their tunes. Each
+    generated song is measured at the real songs' loudness (its mel magnitudes scaled to their
+    median mean), as a listener turns a quiet song up: sample.py scales a song to its peak, and
+    Griffin-Lim's peaks leave it quieter than the corpus, which the recogniser reads worse."""
     s = meta['settings']
     band = voice_band(s)
     fps = audio.frame_rate(s)
 
-    real_agree, real_tempo, real_read, real_truth, real_whole = [], {}, [], [], []
+    real_agree, real_tempo, real_read, real_truth, real_whole, real_level = [], {}, [], [], [], []
     tunes = dict(generated=([], []), real=([], []))  # pitch differences of lines with the same words, with other words
     for name, mel in song_mels(data_dir, meta, 'val'):
         table = np.load(os.path.join(data_dir, 'songs', name, 'blocks.npy'))
+        real_level.append(np.expm1(mel).mean())  # the mean mel magnitude (mels are log1p of it)
         if len(mel) >= whole_song_seconds * fps:
             real_whole.append(whole_song_figures(mel, len(mel), fps, band))
             for pairs, found in zip(tunes['real'], tune_memory(mel, table, np.load(os.path.join(data_dir, 'songs', name,
@@ -82,6 +86,7 @@ def eval_samples(samples_dir, meta, data_dir, reader, whole_song_seconds):
                                      meta['vocab'], s)
             real_read, real_truth = real_read + read, real_truth + truth
 
+    loudness = np.median(real_level)
     paths = sorted(glob.glob(os.path.join(samples_dir, '**', 'sample_*.wav'), recursive=True))
     if not paths:
         raise SystemExit(f"no sample_*.wav in {samples_dir}; make them with sample.py --out_dir={samples_dir}")
@@ -96,6 +101,7 @@ def eval_samples(samples_dir, meta, data_dir, reader, whole_song_seconds):
         if not np.isfinite(wav).all() or np.sqrt(np.mean(wav ** 2)) < 1e-3 or np.mean(np.abs(wav) >= 0.999) > 1e-3:
             bad += 1
         mel = audio.mel_spectrogram(torch.from_numpy(wav), sr, s['n_fft'], s['hop_length'], s['n_mels']).numpy()
+        mel = np.log1p(np.expm1(mel) * loudness / max(np.expm1(mel).mean(), 1e-9))  # at the real songs' loudness
         table, tokens, _ = plan_arrays(blocks, s)
         agree.append(np.mean(voiced(mel[:, band].mean(1)) == sung_frames(table, len(mel))))
         if reader is not None:
@@ -107,6 +113,10 @@ def eval_samples(samples_dir, meta, data_dir, reader, whole_song_seconds):
         length_errors.append(abs(len(wav) / sr - planned) / planned)
         if planned >= whole_song_seconds:
             whole.append(whole_song_figures(mel, round(planned * fps), fps, band))
+            f = whole[-1]  # each whole song on its own line too: which one drifts, and where
+            print(f"{os.path.relpath(path, samples_dir)}: {planned:.0f} s; drums last / first third "
+                  f"{f['drums_last_over_first']:.2f}; tempo by third {' '.join(f'{t:.0f}' for t in f['tempo_by_third'])}; "
+                  f"longest silence {f['longest_silence']:.1f} s")
             for pairs, found in zip(tunes['generated'], tune_memory(mel, table, tokens, s)):
                 pairs.extend(found)
         tempo.setdefault(style_text, []).append(tempo_bpm(mel, fps))
@@ -124,6 +134,7 @@ def eval_samples(samples_dir, meta, data_dir, reader, whole_song_seconds):
         if songs:  # the medians over the songs; the worst song's silence and tempo spread
             figures[key] = dict(songs=len(songs), drums_last_over_first=float(np.median([f['drums_last_over_first'] for f in songs])),
                                 tempo_spread_max=max(f['tempo_spread'] for f in songs),
+                                tempo_steady=sum(f['tempo_spread'] <= 0.05 for f in songs),  # one tempo to the end
                                 longest_silence_max=max(f['longest_silence'] for f in songs))
         same, different = tunes['generated' if key == 'whole' else 'real']
         if songs and same:  # medians over every two lines of a song, in semitones
@@ -132,7 +143,8 @@ def eval_samples(samples_dir, meta, data_dir, reader, whole_song_seconds):
         if key in figures:
             f = figures[key]
             print(f"{f['songs']} {name} songs of {whole_song_seconds:.0f} s or more: drums in the last third / the first "
-                  f"{f['drums_last_over_first']:.2f} (median); tempo by third apart by {f['tempo_spread_max']:.1%} at most; "
+                  f"{f['drums_last_over_first']:.2f} (median); the same tempo in every third (within 5%) in {f['tempo_steady']} "
+                  f"of them, apart by {f['tempo_spread_max']:.1%} at most; "
                   f"longest silence {f['longest_silence_max']:.1f} s")
             if 'tune_same_words' in f:
                 print(f"  a line sung again is {f['tune_same_words']:.2f} semitones from its first tune; lines of other "

@@ -2,6 +2,7 @@
 seed gives the same WAV; an edited plan renders; eval.py --samples_dir reads the output), and
 every bad input is one line and a non-zero exit."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -84,6 +85,15 @@ def test_sample_end_to_end(tiny_stages, tiny_recogniser, tiny_data, tmp_path, mo
         assert 0.0 <= figures[key] <= 3.0, key
     assert figures['length_error_max'] < 0.05 and figures['silent_or_clipped'] == 0
     assert list(figures['tempo_by_style']) == ['slow ballad, 72 bpm']
+    # a song is measured at the real songs' loudness: the same songs at a tenth of the level measure the same
+    (tmp_path / 'quiet').mkdir()
+    for i in range(2):
+        wav, sr = sf.read(tmp_path / 'a' / f'sample_{i}.wav', dtype='float32')
+        sf.write(tmp_path / 'quiet' / f'sample_{i}.wav', 0.1 * wav, sr, subtype='FLOAT')
+        shutil.copy(tmp_path / 'a' / f'sample_{i}.plan.json', tmp_path / 'quiet')
+    quiet = eval_script.eval_samples(str(tmp_path / 'quiet'), meta, str(tiny_data), reader, 120.0)
+    for key in ('voice_agreement', 'syllable_error_rate', 'tone_free_error_rate'):
+        assert quiet[key] == pytest.approx(figures[key], abs=1e-3), key
 
 
 @pytest.fixture
