@@ -3,7 +3,7 @@
 # trains the four models, sings three songs of new lyrics (examples/eval/) in three styles, and
 # measures them: against their plans, their words read back (apart for syllables the corpus never
 # sang), and by thirds (README, "Where it stands", for both runs' figures and times).
-#   bash demo.sh        # the quick run, 24 minutes on 2 cores: 150 songs, an eighth to a fifth of the
+#   bash demo.sh        # the quick run, 22 minutes on 2 cores: 150 songs, an eighth to a fifth of the
 #                       # configs' steps, the first 60 s of each song: it shows the chain runs, not how well it sings
 #   bash demo.sh full   # about 2 hours on 2 cores: 700 songs, the configs' own steps, whole songs
 # On a machine where another process holds a core, run it as `OMP_WAIT_POLICY=PASSIVE bash
