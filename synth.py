@@ -4,6 +4,8 @@ so that every stage can be run and tested without real data.
 
     python synth.py                          # 700 songs at 16 kHz in dataset/synth/: 4 in 5 of 30-60 s, 1 in 5 of 2.5-4 min
     python synth.py --n_songs=8 --seed=7
+    python synth.py --lyrics_file=examples/eval/home.txt --n_songs=4 --long_share=1 --out_dir=dataset/home
+                                             # your lyrics, one song per style, sung by the corpus's singer
 
 It sings the language, not a sample of it: a line's syllables are drawn, most of them, evenly
 from every tonal syllable that the 3,755 most common characters (GB2312 level 1) are read as, in
@@ -41,7 +43,7 @@ from pypinyin.pinyin_dict import pinyin_dict
 from tqdm import tqdm
 
 from configurator import configure
-from lyrics import parse_lyrics, tokenize
+from lyrics import parse_lyrics, read_lyrics, tokenize
 
 # -----------------------------------------------------------------------------
 out_dir = 'dataset/synth'
@@ -56,6 +58,7 @@ long_max_seconds = 240.0
 even_share = 0.75  # the share of a line's syllables drawn evenly from the common syllables; the rest: common characters
 held_out = 'hao3 kuai4 xue2 zhuang1 qing2 lv4 shui3 feng1 chuan2 mei3 nian2 gei3 zou3 xiang1 dui4 ren4 shen1 ' \
            'kan4 pao3 yue4'  # tonal syllables no song sings ('' for none); each initial, final and tone is sung elsewhere
+lyrics_file = ''  # a lyrics.txt whose lines, in order, the songs sing in place of drawn ones: the singer on new lyrics
 num_workers = 2
 # -----------------------------------------------------------------------------
 
@@ -335,9 +338,10 @@ def song_form(rng, beat, target_seconds):
     return sections(form)
 
 
-def make_song(index, seed, sample_rate, min_seconds, max_seconds, held_out=frozenset()):
+def make_song(index, seed, sample_rate, min_seconds, max_seconds, held_out=frozenset(), lines=()):
     """Render song `index` -> (waveform, lyrics.txt text, style text). Deterministic. No line sings a
-    syllable of held_out (a set)."""
+    syllable of held_out (a set). With lines (texts), the song sings them in order, again from the
+    first when they run out, in place of drawn ones."""
     rng = np.random.default_rng([seed, index])
     name = sorted(STYLES)[index % len(STYLES)]
     style = STYLES[name]
@@ -352,7 +356,7 @@ def make_song(index, seed, sample_rate, min_seconds, max_seconds, held_out=froze
     def words(role, i, n):  # a chorus repeats its words; other sections get fresh ones
         k = (role, i, n) if role == 'chorus' else (role, i, n, len(text_by_length))
         if k not in text_by_length:
-            text_by_length[k] = draw_line(rng, n, held_out)
+            text_by_length[k] = lines[len(text_by_length) % len(lines)] if lines else draw_line(rng, n, held_out)
         return text_by_length[k]
 
     def melody(role, i, n):  # verses share a melody, choruses repeat theirs
@@ -407,8 +411,8 @@ def song_range(index, seed, min_seconds, max_seconds, long_share, long_min_secon
 
 def write_song(args):
     """Make and write one song -> (seconds, Counter of the syllables its lyrics.txt sings, as prepare.py reads them)."""
-    index, out_dir, seed, sample_rate, seconds_range, held_out = args
-    wav, lrc, style_text = make_song(index, seed, sample_rate, *seconds_range, held_out=held_out)
+    index, out_dir, seed, sample_rate, seconds_range, held_out, lines = args
+    wav, lrc, style_text = make_song(index, seed, sample_rate, *seconds_range, held_out=held_out, lines=lines)
     folder = os.path.join(out_dir, 'song_%03d' % index)
     os.makedirs(folder, exist_ok=True)
     sf.write(os.path.join(folder, 'audio.wav'), wav, sample_rate, subtype='PCM_16')
@@ -431,8 +435,11 @@ def coverage(counts, held_out):
 
 
 def main(out_dir, n_songs, seed, sample_rate, min_seconds, max_seconds, num_workers, long_share=0.0,
-         long_min_seconds=150.0, long_max_seconds=240.0, held_out=''):
+         long_min_seconds=150.0, long_max_seconds=240.0, held_out='', lyrics_file=''):
     held_out = frozenset(held_out.split())
+    lines = tuple(line['text'] for line in parse_lyrics(read_lyrics(lyrics_file))['lines']) if lyrics_file else ()
+    if lyrics_file and not lines:
+        raise SystemExit(f"lyrics_file {lyrics_file} has no lyric lines")
     unknown = held_out - set(common_syllables())
     if unknown:
         raise SystemExit(f"held_out names {' '.join(sorted(unknown))}, not tonal syllables of the common characters "
@@ -444,7 +451,7 @@ def main(out_dir, n_songs, seed, sample_rate, min_seconds, max_seconds, num_work
     if stale:
         print(f"removed {len(stale)} songs of an earlier run with more than n_songs={n_songs} from {out_dir}")
     jobs = [(i, out_dir, seed, sample_rate, song_range(i, seed, min_seconds, max_seconds, long_share, long_min_seconds,
-                                                       long_max_seconds), held_out) for i in range(n_songs)]
+                                                       long_max_seconds), held_out, lines) for i in range(n_songs)]
     if num_workers > 1:
         with Pool(num_workers) as pool:
             results = list(tqdm(pool.imap(write_song, jobs), total=n_songs, desc='synth'))
@@ -459,4 +466,4 @@ def main(out_dir, n_songs, seed, sample_rate, min_seconds, max_seconds, num_work
 if __name__ == '__main__':
     config = configure(globals())
     main(**{k: config[k] for k in ('out_dir', 'n_songs', 'seed', 'sample_rate', 'min_seconds', 'max_seconds', 'num_workers',
-                                   'long_share', 'long_min_seconds', 'long_max_seconds', 'held_out')})
+                                   'long_share', 'long_min_seconds', 'long_max_seconds', 'held_out', 'lyrics_file')})

@@ -161,6 +161,21 @@ def test_held_out_syllables_must_be_common_syllables(tmp_path):
                    num_workers=1, held_out='hao3 hao7')
 
 
+def test_the_singer_sings_a_lyric_file(tmp_path):
+    """lyrics_file: the songs sing its lines, in order, where they would sing drawn ones."""
+    (tmp_path / 'mine.txt').write_text('[verse]\n下班的时候天已经黑了\n地铁里的人都低着头\n[chorus]\n我想回家\n', encoding='utf-8')
+    synth.main(str(tmp_path / 'out'), n_songs=2, seed=0, sample_rate=4000, min_seconds=20.0, max_seconds=25.0,
+               num_workers=1, lyrics_file=str(tmp_path / 'mine.txt'))
+    from lyrics import read_lyrics
+    for name in ('song_000', 'song_001'):
+        sung = [line['text'] for line in parse_lyrics(read_lyrics(tmp_path / 'out' / name / 'lyrics.txt'))['lines']]
+        assert sung[:3] == ['下班的时候天已经黑了', '地铁里的人都低着头', '我想回家']
+    (tmp_path / 'empty.txt').write_text('[verse]\n', encoding='utf-8')
+    with pytest.raises(SystemExit, match='no lyric lines'):
+        synth.main(str(tmp_path / 'out'), n_songs=1, seed=0, sample_rate=4000, min_seconds=20.0, max_seconds=25.0,
+                   num_workers=1, lyrics_file=str(tmp_path / 'empty.txt'))
+
+
 @pytest.mark.parametrize('index', [0, 3])  # the slowest style (ballad, 72 bpm) and the fastest (rock, 144 bpm)
 def test_whole_songs_have_the_form_of_real_songs(index):
     wav, lrc, _ = synth.make_song(index, 11, 4000, 150.0, 240.0)
