@@ -101,7 +101,8 @@ def eval_samples(samples_dir, meta, data_dir, reader, whole_song_seconds):
         if not np.isfinite(wav).all() or np.sqrt(np.mean(wav ** 2)) < 1e-3 or np.mean(np.abs(wav) >= 0.999) > 1e-3:
             bad += 1
         mel = audio.mel_spectrogram(torch.from_numpy(wav), sr, s['n_fft'], s['hop_length'], s['n_mels']).numpy()
-        mel = np.log1p(np.expm1(mel) * loudness / max(np.expm1(mel).mean(), 1e-9))  # at the real songs' loudness
+        magnitude = np.expm1(mel)
+        mel = np.log1p(magnitude * loudness / max(magnitude.mean(), 1e-9))  # at the real songs' loudness
         table, tokens, _ = plan_arrays(blocks, s)
         agree.append(np.mean(voiced(mel[:, band].mean(1)) == sung_frames(table, len(mel))))
         if reader is not None:

@@ -437,7 +437,10 @@ def coverage(counts, held_out):
 def main(out_dir, n_songs, seed, sample_rate, min_seconds, max_seconds, num_workers, long_share=0.0,
          long_min_seconds=150.0, long_max_seconds=240.0, held_out='', lyrics_file=''):
     held_out = frozenset(held_out.split())
-    lines = tuple(line['text'] for line in parse_lyrics(read_lyrics(lyrics_file))['lines']) if lyrics_file else ()
+    try:
+        lines = tuple(line['text'] for line in parse_lyrics(read_lyrics(lyrics_file))['lines']) if lyrics_file else ()
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"cannot read lyrics_file {lyrics_file}: {e}") from None
     if lyrics_file and not lines:
         raise SystemExit(f"lyrics_file {lyrics_file} has no lyric lines")
     unknown = held_out - set(common_syllables())

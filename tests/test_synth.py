@@ -8,7 +8,7 @@ import torch
 
 import synth
 from audio import VOICE_BAND_HZ, mel_spectrogram
-from lyrics import parse_lyrics, place_lines
+from lyrics import parse_lyrics, place_lines, read_lyrics
 
 HOP = 80  # 5 ms at 16 kHz
 
@@ -166,7 +166,6 @@ def test_the_singer_sings_a_lyric_file(tmp_path):
     (tmp_path / 'mine.txt').write_text('[verse]\n下班的时候天已经黑了\n地铁里的人都低着头\n[chorus]\n我想回家\n', encoding='utf-8')
     synth.main(str(tmp_path / 'out'), n_songs=2, seed=0, sample_rate=4000, min_seconds=20.0, max_seconds=25.0,
                num_workers=1, lyrics_file=str(tmp_path / 'mine.txt'))
-    from lyrics import read_lyrics
     for name in ('song_000', 'song_001'):
         sung = [line['text'] for line in parse_lyrics(read_lyrics(tmp_path / 'out' / name / 'lyrics.txt'))['lines']]
         assert sung[:3] == ['下班的时候天已经黑了', '地铁里的人都低着头', '我想回家']
@@ -174,6 +173,9 @@ def test_the_singer_sings_a_lyric_file(tmp_path):
     with pytest.raises(SystemExit, match='no lyric lines'):
         synth.main(str(tmp_path / 'out'), n_songs=1, seed=0, sample_rate=4000, min_seconds=20.0, max_seconds=25.0,
                    num_workers=1, lyrics_file=str(tmp_path / 'empty.txt'))
+    with pytest.raises(SystemExit, match='cannot read lyrics_file'):
+        synth.main(str(tmp_path / 'out'), n_songs=1, seed=0, sample_rate=4000, min_seconds=20.0, max_seconds=25.0,
+                   num_workers=1, lyrics_file=str(tmp_path / 'missing.txt'))
 
 
 @pytest.mark.parametrize('index', [0, 3])  # the slowest style (ballad, 72 bpm) and the fastest (rock, 144 bpm)
@@ -192,7 +194,6 @@ def test_the_evaluation_lyrics_are_not_in_the_corpus(tiny_corpus):
     """examples/eval/: whole songs of everyday words, written apart from synth.py (which reads no file)
     and never in a corpus it makes; they sing syllables that the default corpus holds out."""
     import glob
-    from lyrics import read_lyrics
     corpus = {line['text'] for name in os.listdir(tiny_corpus)
               for line in parse_lyrics(read_lyrics(tiny_corpus / name / 'lyrics.txt'))['lines']}
     files = sorted(glob.glob(os.path.join(os.path.dirname(__file__), '..', 'examples', 'eval', '*.txt')))
